@@ -39,26 +39,62 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True)
 class Output:
-    """A named result: ``count`` words of ``slice`` from ``addr`` on.
+    """A named result: ``count`` vectors of ``dtype`` stored from word ``addr`` on.
 
-    For ``i32`` every group of 4 consecutive words holds one int32 vector, byte
-    ``i`` of each lane in word ``i`` (the SG4 layout the MXM emits)."""
+    ``slice`` names one MEM slice, or for ``i32`` either one slice or four
+    joined by ``/`` (``"MEM_E3/MEM_E2/MEM_E1/MEM_E0"``):
+
+    * one slice: every vector takes 4 consecutive words, byte ``i`` of each
+      lane in word ``i``;
+    * four slices ("split planes", how an SG4 stream group lands when four
+      MEM slices each write one of its streams): byte ``i`` of vector ``j`` is
+      word ``addr + j`` of the ``i``-th slice named.
+    """
     name: str
     slice: str
     addr: int
     count: int
     dtype: str = "i8"
 
-    def decode(self, words):
-        """``words``: (count, VL) uint8 -> ndarray of this output's values."""
-        words = np.asarray(words, dtype=np.uint8)
-        if self.dtype == "i32":
-            if self.count % 4:
-                raise ImageError(f"output {self.name}: an i32 output needs a multiple of 4 words")
-            planes = words.reshape(-1, 4, words.shape[-1]).astype(np.uint32)
-            v = planes[:, 0] | planes[:, 1] << 8 | planes[:, 2] << 16 | planes[:, 3] << 24
-            return v.view(np.int32)
-        return words.view(DTYPES[self.dtype][1])
+    @property
+    def slices(self):
+        return tuple(self.slice.split("/"))
+
+    def validate(self, config):
+        """Raise :class:`ImageError` unless this output fits ``config``."""
+        fp = config.floorplan
+        if self.dtype not in DTYPES:
+            raise ImageError(f"output {self.name}: dtype {self.dtype!r} is not one of "
+                             f"{', '.join(DTYPES)}")
+        if len(self.slices) not in ((1, 4) if self.dtype == "i32" else (1,)):
+            raise ImageError(f"output {self.name}: {self.dtype} takes one slice"
+                             + (" or four joined by '/'" if self.dtype == "i32" else ""))
+        for name in self.slices:
+            try:
+                kind = fp.slice(name).kind
+            except KeyError as e:
+                raise ImageError(f"output {self.name}: {e.args[0]}") from None
+            if kind is not SliceKind.MEM:
+                raise ImageError(f"output {self.name}: {name} is not a MEM slice")
+        words = self.count * (4 if self.dtype == "i32" and len(self.slices) == 1 else 1)
+        if self.count < 1 or self.addr < 0 or self.addr + words > config.mem_words:
+            raise ImageError(f"output {self.name}: words {self.addr}..{self.addr + words - 1} "
+                             f"out of range, a MEM slice has {config.mem_words}")
+
+    def read(self, memories):
+        """This output's values from memories (slice name -> uint8 [words, VL])."""
+        if self.dtype != "i32":
+            words = memories[self.slice][self.addr:self.addr + self.count]
+            return np.asarray(words, np.uint8).view(DTYPES[self.dtype][1])
+        if len(self.slices) == 1:
+            words = np.asarray(memories[self.slice][self.addr:self.addr + 4 * self.count], np.uint8)
+            planes = words.reshape(self.count, 4, -1).transpose(1, 0, 2)
+        else:
+            planes = np.stack([np.asarray(memories[s][self.addr:self.addr + self.count], np.uint8)
+                               for s in self.slices])
+        planes = planes.astype(np.uint32)
+        v = planes[0] | planes[1] << 8 | planes[2] << 16 | planes[3] << 24
+        return v.view(np.int32)
 
 
 @dataclass
@@ -106,8 +142,7 @@ class ProgramImage:
 
     def read_output(self, name, memories):
         """Values of output ``name`` from final memories (slice name -> [words, VL])."""
-        o = self.outputs[name]
-        return o.decode(memories[o.slice][o.addr:o.addr + o.count])
+        return self.outputs[name].read(memories)
 
     # -- binary form --------------------------------------------------------
 
@@ -170,7 +205,9 @@ class ProgramImage:
                 raw = np.frombuffer(take(len(ids) * c.vl * 2), np.uint16).reshape(-1, c.vl)
                 img.perms[sname] = {m: [int(x) for x in raw[i]] for i, m in enumerate(ids)}
             for o in header["outputs"]:
-                img.outputs[o["name"]] = Output(**o)
+                out = Output(**o)
+                out.validate(c)
+                img.outputs[out.name] = out
             if off != len(data):
                 raise ImageError(f"{what}: {len(data) - off} bytes of trailing data")
         except ImageError:
