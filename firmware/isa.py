@@ -152,9 +152,13 @@ _MXM = [
            doc="load weight columns col..col+count from streams stream..stream+count "
                "into the shadow buffer (count field holds count-1)"),
     OpInfo("IW", SliceKind.MXM, 6, (), doc="install the shadow weights into the array"),
-    OpInfo("ABC", SliceKind.MXM, 7, _STREAM + (_f("acc", 1), _f("slot", 12)), addr_fields=("slot",),
+    OpInfo("ABC", SliceKind.MXM, 7,
+           _STREAM + (_f("acc", 1), _f("slot", 12), _f("emit", 1), _f("edir", 1), _f("estream", 5)),
+           addr_fields=("slot",),
            doc="multiply the activation vector on stream by the weights; "
-               "write (acc=0) or add (acc=1) the int32 result into accumulator slot"),
+               "write (acc=0) or add (acc=1) the int32 result into accumulator slot; "
+               "with emit=1 also emit the new slot value onto the SG4 group estream..estream+3 "
+               "(a fused ACC: the last pass of a GEMM needs no extra queue slot)"),
     OpInfo("ACC", SliceKind.MXM, 8, _STREAM + (_f("slot", 12),), addr_fields=("slot",),
            doc="emit accumulator slot as int32 onto the SG4 group stream..stream+3"),
 ]
@@ -379,6 +383,10 @@ def check(instr, queue, config):
                     f"out of range, the MXM has {VL}")
         elif m in ("ABC", "ACC"):
             stream(f["stream"], "stream", 4 if m == "ACC" else 1)
+            if m == "ABC" and f["emit"]:
+                stream(f["estream"], "emit stream", 4)
+            elif m == "ABC" and (f["edir"] or f["estream"]):
+                bad(ErrorFlag.ILLEGAL_INSTR, "emit stream given without the emit bit")
             if f["slot"] >= config.acc_slots:
                 bad(ErrorFlag.ADDR_RANGE, f"accumulator slot {f['slot']} out of range, "
                     f"the MXM has {config.acc_slots}")

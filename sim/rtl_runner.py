@@ -1,0 +1,230 @@
+"""Run program images on the gateware: Verilog from ``rtl/``, Icarus through cocotb.
+
+:func:`run_image_rtl` converts ``TSP(config)`` to Verilog (cached under
+``build/rtl/``, keyed by a hash of the gateware sources), compiles it with
+Icarus once per configuration, runs :mod:`sim.cocotb_tb` on one image and
+compares what comes back with the golden model: final memory of every MEM
+slice, error flags and the cycle count, exactly. With ``trace=True`` it also
+records every hop register in every cycle and, where the two disagree, names
+the first divergence (:func:`first_divergence`).
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from firmware.isa import ErrorFlag
+
+
+__all__ = ["RtlResult", "Divergence", "run_image_rtl", "first_divergence", "build_dir_for"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "rtl"
+TOPLEVEL = "tsp"
+
+
+@dataclass
+class Divergence:
+    """The first cycle where the RTL's hop registers differ from the golden model's."""
+    cycle: int           # global clock cycle after START
+    local_cycle: int     # = cycle - tile
+    tile: int
+    position: int
+    slice: str           # the slice that reads this hop register
+    direction: str       # "E" or "W"
+    stream: int
+    lane: int            # lane of the whole vector (tile * L + lane in tile)
+    expected: int
+    actual: int
+    in_flight: dict      # queue name -> instruction the golden model issued at that local cycle
+
+    def __str__(self):
+        flight = "; ".join(f"{q}: {i}" for q, i in self.in_flight.items()) or "none"
+        return (f"first divergence at cycle {self.cycle} (tile {self.tile}, local cycle "
+                f"{self.local_cycle}): {self.slice} (position {self.position}) reads "
+                f"{self.direction}{self.stream} lane {self.lane} = {self.actual:#04x}, golden model "
+                f"has {self.expected:#04x}; issued at that local cycle: {flight}")
+
+
+@dataclass
+class RtlResult:
+    cycles: int
+    errors: int
+    err_queue: int
+    err_cycle: int
+    memory: dict
+    outputs: dict
+    golden_cycles: int
+    golden_errors: int
+    mismatches: list = field(default_factory=list)   # human-readable differences
+    divergence: Divergence | None = None
+    hops: np.ndarray | None = None                     # [cycles, 2, N, T, S, L] with trace
+    waves: Path | None = None
+
+    @property
+    def agree(self):
+        return not self.mismatches
+
+    def summary(self):
+        if self.agree:
+            return f"RTL and golden model agree: {self.cycles} cycles"
+        text = "RTL and golden model disagree:\n  " + "\n  ".join(self.mismatches)
+        if self.divergence is not None:
+            text += f"\n  {self.divergence}"
+        return text
+
+
+def _source_hash(config):
+    h = hashlib.sha1(repr(config).encode())
+    for path in sorted((ROOT / "rtl").glob("*.py")) + [ROOT / "firmware" / "isa.py",
+                                                       ROOT / "firmware" / "machine.py"]:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def build_dir_for(config, waves=False):
+    return BUILD / f"{config.name}-{_source_hash(config)}{'-waves' if waves else ''}"
+
+
+def _verilog(config, build_dir):
+    path = build_dir / f"{TOPLEVEL}.v"
+    if not path.exists():
+        from amaranth.back import verilog
+        from rtl.top import TSP
+        build_dir.mkdir(parents=True, exist_ok=True)
+        text = verilog.convert(TSP(config), name=TOPLEVEL)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
+
+
+def _runner(config, waves):
+    from cocotb_tools.runner import get_runner
+    build_dir = build_dir_for(config, waves)
+    source = _verilog(config, build_dir)
+    runner = get_runner("icarus")
+    if not (build_dir / "sim.vvp").exists():
+        runner.build(sources=[source], hdl_toplevel=TOPLEVEL, timescale=("1ns", "1ps"),
+                     waves=waves, build_dir=build_dir, log_file=build_dir / "build.log")
+    return runner, build_dir
+
+
+def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=None):
+    """Run ``image`` on the Verilog of ``TSP(image.config)`` under Icarus and compare
+    with the golden model (``golden``: a precomputed golden result, else it is run).
+
+    ``waves``: a path for the FST wave file. ``trace``: record every hop register
+    each cycle and report the first divergence from the golden model's trace.
+    """
+    from sim.golden import run_image
+    config = image.config
+    if golden is None or (trace and golden.trace is None):
+        golden = run_image(image, trace=trace)
+    runner, build_dir = _runner(config, waves=bool(waves))
+    with tempfile.TemporaryDirectory(prefix="tsp-rtl-") as tmp:
+        tmp = Path(tmp)
+        img_path, res_path = tmp / "image.bin", tmp / "result.npz"
+        image.save(img_path)
+        env = {"TSP_IMAGE": str(img_path), "TSP_RESULT": str(res_path),
+               "TSP_TRACE": "1" if trace else "0", "TSP_MAX_CYCLES": str(max_cycles),
+               "PYTHONPATH": os.pathsep.join([str(ROOT)] + sys.path)}
+        runner.test(test_module="sim.cocotb_tb", hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+                    test_dir=tmp, extra_env=env, waves=bool(waves), timescale=("1ns", "1ps"),
+                    log_file=tmp / "sim.log")
+        if not res_path.exists():
+            log = (tmp / "sim.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the cocotb run produced no result; end of its log:\n{log}")
+        got = dict(np.load(res_path))
+        wave_path = None
+        if waves:
+            fst = build_dir / f"{TOPLEVEL}.fst"
+            wave_path = Path(waves)
+            wave_path.parent.mkdir(parents=True, exist_ok=True)
+            fst.replace(wave_path)
+    memory = {k[4:]: v for k, v in got.items() if k.startswith("mem_")}
+    result = RtlResult(
+        cycles=int(got["cycles"]), errors=int(got["errors"]), err_queue=int(got["err_queue"]),
+        err_cycle=int(got["err_cycle"]), memory=memory,
+        outputs={name: image.read_output(name, memory) for name in image.outputs},
+        golden_cycles=golden.cycles, golden_errors=golden.errors,
+        hops=got.get("hops"), waves=wave_path)
+    result.mismatches = compare(result, golden)
+    if trace and result.mismatches:
+        result.divergence = first_divergence(golden.trace, result.hops)
+    return result
+
+
+def compare(rtl, golden):
+    """Differences between an RTL result and the golden model's, as sentences."""
+    out = []
+    if rtl.cycles != golden.cycles:
+        out.append(f"cycles: RTL {rtl.cycles}, golden model {golden.cycles}")
+    if rtl.errors != golden.errors:
+        out.append(f"errors: RTL {ErrorFlag(rtl.errors)!r}, golden model {ErrorFlag(golden.errors)!r}")
+    for name, want in golden.memory.items():
+        have = rtl.memory.get(name)
+        if have is None:
+            out.append(f"{name}: not read back from the RTL")
+            continue
+        bad = np.argwhere(have != want)
+        if len(bad):
+            a, lane = bad[0]
+            out.append(f"{name}: {len(np.unique(bad[:, 0]))} words differ, first word {a:#x} "
+                       f"lane {lane}: RTL {have[a, lane]:#04x}, golden model {want[a, lane]:#04x}")
+    return out
+
+
+def first_divergence(trace, hops):
+    """The earliest (global cycle, then position) hop register where the RTL's
+    ``hops`` ([cycles, 2, N, T, S, L]) differ from the golden ``trace``."""
+    config = trace.config
+    fp = config.floorplan
+    T, L = config.tiles, config.lanes
+    for g in range(len(hops)):
+        for k in range(T):
+            local = g - k
+            if local >= trace.ncycles:
+                continue
+            for d, name in enumerate(("E", "W")):
+                if local < 0:
+                    want = np.zeros((fp.width, config.streams, L), np.uint8)
+                else:
+                    arr = trace.east if d == 0 else trace.west
+                    want = arr[local, :, :, k * L:(k + 1) * L]
+                have = hops[g, d, :, k]
+                diff = np.argwhere(have != want)
+                if len(diff):
+                    p, s, lane = diff[0]
+                    return Divergence(
+                        cycle=g, local_cycle=local, tile=k, position=int(p),
+                        slice=fp.slices[p].name, direction=name, stream=int(s),
+                        lane=int(k * L + lane), expected=int(want[p, s, lane]),
+                        actual=int(have[p, s, lane]),
+                        in_flight={q: str(i) for q, i in
+                                   (trace.issued[local].items() if 0 <= local < trace.ncycles
+                                    else ())})
+    return None
+
+
+def main(argv=None):
+    """``python -m sim.rtl_runner prog.s``: one program on the RTL, compared."""
+    import argparse
+    from firmware.asm import assemble_file
+    p = argparse.ArgumentParser()
+    p.add_argument("program")
+    p.add_argument("--trace", action="store_true")
+    args = p.parse_args(argv)
+    res = run_image_rtl(assemble_file(args.program), trace=args.trace)
+    print(res.summary())
+    return 0 if res.agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
