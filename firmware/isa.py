@@ -349,11 +349,14 @@ def check(instr, queue, config):
     def bad(flag, reason):
         problems.append((flag, reason))
 
-    def stream(idx, what="stream", group=1):
+    def stream(idx, what="stream", group=1, sg4=False):
+        """Streams idx..idx+group-1 must exist; an SG4 group (int32) must be aligned."""
+        if sg4:
+            group = 4
         if idx + group > S:
             bad(ErrorFlag.ILLEGAL_INSTR, f"{what} {idx}{'..' + str(idx + group - 1) if group > 1 else ''}"
                 f" out of range, this configuration has {S} streams per direction")
-        elif group == 4 and idx % 4:
+        elif sg4 and idx % 4:
             bad(ErrorFlag.ILLEGAL_INSTR, f"{what} {idx} is not the start of an SG4 group "
                 "(int32 uses 4 aligned streams)")
 
@@ -382,9 +385,9 @@ def check(instr, queue, config):
                 bad(ErrorFlag.ADDR_RANGE, f"weight columns {f['col']}..{f['col'] + f['count']} "
                     f"out of range, the MXM has {VL}")
         elif m in ("ABC", "ACC"):
-            stream(f["stream"], "stream", 4 if m == "ACC" else 1)
+            stream(f["stream"], "stream", sg4=m == "ACC")
             if m == "ABC" and f["emit"]:
-                stream(f["estream"], "emit stream", 4)
+                stream(f["estream"], "emit stream", sg4=True)
             elif m == "ABC" and (f["edir"] or f["estream"]):
                 bad(ErrorFlag.ILLEGAL_INSTR, "emit stream given without the emit bit")
             if f["slot"] >= config.acc_slots:
@@ -418,7 +421,7 @@ def check(instr, queue, config):
         for name, raw in srcs:
             kind = raw >> 6
             if kind == OperandKind.STREAM:
-                stream(raw & 0x1F, f"operand {name} stream", 4 if dt_in else 1)
+                stream(raw & 0x1F, f"operand {name} stream", sg4=bool(dt_in))
             elif kind == OperandKind.ALU:
                 if raw & 0xF >= config.vxm_alus or raw & 0x30:
                     bad(ErrorFlag.ILLEGAL_INSTR, f"operand {name}: ALU {raw & 0x3F} out of range, "
@@ -430,7 +433,7 @@ def check(instr, queue, config):
         if f["we"]:
             if m == "LUTW":
                 bad(ErrorFlag.ILLEGAL_INSTR, "LUTW writes the table, not a stream")
-            stream(f["wstream"], "destination stream", 4 if dt_out else 1)
+            stream(f["wstream"], "destination stream", sg4=bool(dt_out))
         elif f["wdir"] or f["wstream"]:
             bad(ErrorFlag.ILLEGAL_INSTR, "destination given without the write-enable bit")
         if m == "REQUANT" and f["shift"] > 63:

@@ -1,0 +1,245 @@
+"""Random valid programs, for differential testing of the RTL against the golden model.
+
+:func:`random_program` writes a program that uses every kind of instruction
+of every queue with random fields, NOPs and REPEATs (with address strides),
+often a SYNC/NOTIFY barrier at the start, random initial memory, tables and
+permutation maps. The programs compute nothing in particular, but every
+value they move is deterministic, so the RTL must agree with the golden
+model on every hop of every cycle.
+
+"Valid" means the program raises no error by construction:
+
+* MEM addresses and REPEAT walks stay inside two windows, one per bank, so
+  every access is in range and an ``RW`` reads one bank and writes the other;
+* each VXM ALU writes only the streams of its own (direction, SG4 group)
+  pairs, so two ALUs never drive one hop in one cycle;
+* the MXM emits fused ``ABC`` results eastward and ``ACC`` results westward,
+  so those two never collide either;
+* fields are drawn from their legal ranges for the configuration.
+
+With ``errors=True`` a few programs instead carry one deliberate fault (an
+illegal word, a same-bank ``RW``, a REPEAT walking out of range, two ALUs on
+one stream), to test that both engines stop the same way.
+"""
+
+import numpy as np
+
+from firmware.image import ProgramImage
+from firmware.isa import Instr, OPS, VXM_CONVERT, VXM_TYPED, VXM_ALU0_ONLY, VXM_UNARY, encode
+from firmware.machine import SliceKind
+
+
+__all__ = ["random_program", "WINDOW"]
+
+#: Words per bank window that random MEM accesses stay in.
+WINDOW = 24
+
+
+class _Gen:
+    def __init__(self, config, rng):
+        self.c = config
+        self.rng = rng
+        self.fp = config.floorplan
+
+    def pick(self, seq):
+        return seq[int(self.rng.integers(len(seq)))]
+
+    def int(self, lo, hi):
+        """Uniform in ``lo .. hi`` inclusive."""
+        return int(self.rng.integers(lo, hi + 1))
+
+    def chance(self, p):
+        return bool(self.rng.random() < p)
+
+    # -- MEM ------------------------------------------------------------------
+
+    def window(self, bank):
+        """First address of the random-access window of ``bank``."""
+        return bank * self.c.bank_words + min(8, self.c.bank_words - WINDOW)
+
+    def mem_addr(self, bank, n, stride):
+        """An address whose REPEAT walk of ``n`` steps of ``stride`` stays in the window."""
+        lo = self.window(bank)
+        span = n * abs(stride)
+        a = self.int(lo, lo + WINDOW - 1 - span)
+        return a + span if stride < 0 else a
+
+    def mem(self, n, stride):
+        S = self.c.streams
+        op = self.pick(["READ", "WRITE", "RW"])
+        if op == "RW":
+            rb = self.int(0, 1)
+            return Instr(SliceKind.MEM, "RW", {
+                "rdir": self.int(0, 1), "rstream": self.int(0, S - 1),
+                "raddr": self.mem_addr(rb, n, stride),
+                "wdir": self.int(0, 1), "wstream": self.int(0, S - 1),
+                "waddr": self.mem_addr(1 - rb, n, stride)})
+        return Instr(SliceKind.MEM, op, {"dir": self.int(0, 1), "stream": self.int(0, S - 1),
+                                         "addr": self.mem_addr(self.int(0, 1), n, stride)})
+
+    # -- VXM ------------------------------------------------------------------
+
+    def owned_groups(self, alu):
+        """(direction, SG4 group) pairs ALU ``alu`` may write."""
+        pairs = [(d, g) for g in range(self.c.streams // 4) for d in (0, 1)]
+        return [p for i, p in enumerate(pairs) if i % self.c.vxm_alus == alu]
+
+    def operand(self, width32, allow_imm=True):
+        S = self.c.streams
+        kinds = ["stream", "stream", "alu", "zero"] + (["imm"] if allow_imm else [])
+        kind = self.pick(kinds)
+        if kind == "stream":
+            s = 4 * self.int(0, S // 4 - 1) if width32 else self.int(0, S - 1)
+            return (1 << 6) | (self.int(0, 1) << 5) | s
+        if kind == "alu":
+            return (2 << 6) | self.int(0, self.c.vxm_alus - 1)
+        return 3 << 6 if kind == "imm" else 0
+
+    def vxm(self, alu):
+        ops = [m for m in OPS[SliceKind.VXM] if m not in ("HALT", "NOP", "REPEAT", "NOTIFY", "SYNC")]
+        if alu != 0:
+            ops = [m for m in ops if m not in VXM_ALU0_ONLY]
+        m = self.pick(ops)
+        dtype = self.int(0, 1) if m in VXM_TYPED else 0
+        dt_in, dt_out = VXM_CONVERT.get(m, (dtype, dtype))
+        no_imm = m in ("SELECT", "REQUANT", "LUTW")
+        f = {"dtype": dtype, "a": self.operand(dt_in, not no_imm)}
+        if m not in VXM_UNARY:
+            f["b"] = self.operand(dt_in, not no_imm)
+        if m == "SELECT":
+            f["c"] = self.operand(dt_in, False)
+        elif m == "REQUANT":
+            f.update(shift=self.int(0, 63), mult=self.int(0, (1 << 24) - 1), zp=self.int(-128, 127))
+        elif m == "LUTW":
+            f["index"] = self.int(0, 255)
+        else:
+            f["imm"] = self.int(-(1 << 31), (1 << 31) - 1)
+        owned = self.owned_groups(alu)
+        if m != "LUTW" and owned and self.chance(0.7):
+            d, g = self.pick(owned)
+            f.update(we=1, wdir=d, wstream=4 * g + (0 if dt_out else self.int(0, 3)))
+        return Instr(SliceKind.VXM, m, f)
+
+    # -- MXM ------------------------------------------------------------------
+
+    def mxm(self, n, stride):
+        """An MXM instruction whose REPEAT walk (``n`` steps of ``stride``) stays in range;
+        ``stride`` is dropped to 0 where the weight columns are too few for it."""
+        c, S = self.c, self.c.streams
+        m = self.pick(["LW", "LW", "IW", "ABC", "ABC", "ABC", "ACC"])
+        if m == "IW":
+            return Instr(SliceKind.MXM, "IW", {}), 0
+        if m == "LW":
+            count = self.int(1, min(4, S, c.vl))
+            if n * abs(stride) > c.vl - count:
+                stride = 0
+            span = n * abs(stride)
+            col = self.int(span if stride < 0 else 0, c.vl - count - (span if stride > 0 else 0))
+            return Instr(SliceKind.MXM, "LW", {"dir": self.int(0, 1),
+                                               "stream": self.int(0, S - count),
+                                               "count": count - 1, "col": col}), stride
+        span = n * abs(stride)
+        slot = self.int(span if stride < 0 else 0, c.acc_slots - 1 - (span if stride > 0 else 0))
+        if m == "ACC":      # westward only: never collides with a fused ABC emission
+            return Instr(SliceKind.MXM, "ACC", {"dir": 1, "stream": 4 * self.int(0, S // 4 - 1),
+                                                "slot": slot}), stride
+        f = {"dir": self.int(0, 1), "stream": self.int(0, S - 1), "acc": self.int(0, 1),
+             "slot": slot}
+        if self.chance(0.4):
+            f.update(emit=1, edir=0, estream=4 * self.int(0, S // 4 - 1))
+        return Instr(SliceKind.MXM, "ABC", f), stride
+
+    # -- SXM ------------------------------------------------------------------
+
+    def sxm(self):
+        c, S, L = self.c, self.c.streams, self.c.lanes
+        m = self.pick(["SHUP", "SHDN", "ROT", "PERM", "DIST", "TRANS"])
+        n = L if m == "TRANS" else 1
+        arg = {"SHUP": self.int(0, c.vl - 1), "SHDN": self.int(0, c.vl - 1),
+               "ROT": self.int(0, c.vl - 1), "PERM": self.int(0, c.sxm_maps - 1),
+               "DIST": self.int(0, L - 1), "TRANS": 0}[m]
+        return Instr(SliceKind.SXM, m, {"sdir": self.int(0, 1), "sstream": self.int(0, S - n),
+                                        "ddir": self.int(0, 1), "dstream": self.int(0, S - n),
+                                        "arg": arg})
+
+    # -- queues ---------------------------------------------------------------
+
+    def ordinary(self, queue, n, stride):
+        """An ordinary instruction for ``queue`` and the REPEAT stride it can take."""
+        kind = queue.kind
+        if kind is SliceKind.MEM:
+            return self.mem(n, stride), stride
+        if kind is SliceKind.MXM:
+            return self.mxm(n, stride)
+        if kind is SliceKind.SXM:
+            return self.sxm(), 0
+        return self.vxm(queue.alu), 0
+
+    def queue_program(self, queue, length, barrier, notifier):
+        """Instructions of one queue: ordinary ones, NOPs and REPEATs."""
+        out = []
+        if barrier:
+            out.append(Instr(queue.kind, "NOTIFY" if notifier else "SYNC", {}))
+        has_addr = queue.kind in (SliceKind.MEM, SliceKind.MXM)
+        for _ in range(length):
+            r = self.rng.random()
+            if r < 0.2:
+                out.append(Instr(queue.kind, "NOP", {"n": self.int(1, 6)}))
+                continue
+            repeat = self.chance(0.35)
+            n = self.int(1, 4) if repeat else 0
+            stride = self.int(-2, 2) if repeat and has_addr else 0
+            ins, stride = self.ordinary(queue, n, stride)
+            out.append(ins)
+            if repeat:
+                out.append(Instr(queue.kind, "REPEAT", {"n": n, "d": self.int(1, 3),
+                                                        "stride": stride}))
+        out.append(Instr(queue.kind, "HALT", {}))
+        return out
+
+
+def random_program(config, seed, length=12, errors=False):
+    """A random program image for ``config`` (see the module docstring).
+
+    ``length`` is the number of steps (instructions or NOPs, each maybe
+    repeated) per queue. The same ``(config, seed, length, errors)`` always
+    gives the same program.
+    """
+    rng = np.random.default_rng(seed)
+    g = _Gen(config, rng)
+    c, fp = config, config.floorplan
+    img = ProgramImage(c)
+    barrier = g.chance(0.3)
+    notifier = g.pick(fp.queues).name if barrier else None
+    for q in fp.queues:
+        prog = g.queue_program(q, g.int(1, length), barrier, q.name == notifier)
+        img.queues[q.name] = [encode(i) for i in prog]
+    for s in fp.of_kind(SliceKind.MEM):
+        for bank in (0, 1):
+            lo = g.window(bank)
+            img.set_words(s.name, lo, rng.integers(-128, 128, WINDOW * c.vl))
+    img.lut = rng.integers(-128, 128, (c.vl, 256)).astype(np.int8)
+    for s in fp.of_kind(SliceKind.SXM):
+        img.perms[s.name] = {m: [int(x) for x in rng.permutation(c.vl)] for m in range(c.sxm_maps)}
+    if errors:
+        _inject_fault(g, img)
+    return img
+
+
+def _inject_fault(g, img):
+    """Put one faulty instruction into a random queue: an undefined opcode, or on a
+    MEM queue a REPEAT walking off the end of memory or a same-bank RW."""
+    c = g.c
+    q = g.pick(g.fp.queues)
+    words = img.queues[q.name]
+    at = g.int(0, len(words) - 1)
+    choice = g.pick(["opcode"] + (["range", "bank"] if q.kind is SliceKind.MEM else []))
+    if choice == "opcode":
+        words[at] = 31                              # opcode 31 is defined for no queue
+    elif choice == "range":
+        words[at:at + 1] = [
+            encode(Instr(q.kind, "READ", {"dir": 0, "stream": 0, "addr": c.mem_words - 2})),
+            encode(Instr(q.kind, "REPEAT", {"n": 3, "d": 1, "stride": 1}))]
+    else:
+        words[at] = encode(Instr(q.kind, "RW", {"rdir": 0, "rstream": 0, "raddr": 0,
+                                                "wdir": 1, "wstream": 0, "waddr": 1}))
