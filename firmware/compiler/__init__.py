@@ -1,0 +1,17 @@
+"""The compiler: exact static schedules for the TSP.
+
+A program for the TSP is a set of independent instruction queues that never
+wait for each other: every instruction is placed at the exact local cycle in
+which its operands pass its slice (``docs/ARCHITECTURE.md``). This package
+builds such placements (:mod:`.schedule`), proves them free of stream, bank
+and range hazards without trusting the code that built them (:mod:`.hazards`),
+and tiles matrix multiplies of any shape onto one MXM (:mod:`.gemm`).
+"""
+
+from .schedule import Schedule, ScheduleError, Part
+from .hazards import HazardError, check_schedule
+from .gemm import compile_gemm, CompiledGemm, CompileError
+
+
+__all__ = ["Schedule", "ScheduleError", "Part", "HazardError", "check_schedule",
+           "compile_gemm", "CompiledGemm", "CompileError"]
