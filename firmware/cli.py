@@ -139,6 +139,103 @@ def cmd_demo(args):
     return 0
 
 
+def _import_model(path):
+    """An ONNX model file -> the imported program, input names and shapes checked."""
+    import onnx
+    from .compiler.onnx_import import OnnxImportError, import_onnx
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path))
+        return model, import_onnx(model)
+    except OnnxImportError as e:
+        raise UsageError(f"{path}: {e}") from None
+    except Exception as e:          # a protobuf that is not an ONNX model
+        raise UsageError(f"{path}: not a readable ONNX model ({e})") from None
+
+
+def _compile_model(path, imported, feeds, config):
+    from .compiler.gemm import CompileError
+    from .compiler.lower import compile_graph
+    from .compiler.onnx_import import OnnxImportError
+    try:
+        return compile_graph(imported.graph, imported.host_inputs(feeds), config)
+    except (CompileError, OnnxImportError) as e:
+        raise UsageError(f"{path}: {e}") from None
+
+
+def cmd_compile(args):
+    """Compile an ONNX model: image (.bin), assembler text (.s), schedule summary (.json).
+    Without --inputs the image carries zero inputs; the summary says where the host
+    stores each input (the schedule does not depend on the values)."""
+    from .asm import disassemble
+    model, imported = _import_model(args.model)
+    feeds = _load_feeds(args.inputs, imported) if args.inputs else {
+        vi.name: np.zeros([d.dim_value for d in vi.type.tensor_type.shape.dim], np.float32)
+        for vi in model.graph.input if vi.name in imported.inputs}
+    compiled = _compile_model(args.model, imported, feeds, args.config)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.model).stem
+    compiled.image.save(out / f"{stem}.bin")
+    (out / f"{stem}.s").write_text(disassemble(compiled.image))
+    summary = compiled.summary()
+    summary["host_quantize"] = imported.quantize
+    summary["host_dequantize"] = imported.dequantize
+    (out / f"{stem}.json").write_text(json.dumps(summary, indent=1))
+    print(f"{out / stem}.bin/.s/.json: {len(compiled.phases)} phases, "
+          f"{compiled.predicted_cycles} cycles predicted on config {compiled.config.name}")
+
+
+def _load_feeds(path, imported):
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    with np.load(path) as data:
+        feeds = {k: data[k] for k in data.files}
+    missing = [n for n in imported.inputs if n not in feeds]
+    if missing:
+        raise UsageError(f"{path}: no array for model input(s) {', '.join(missing)} "
+                         f"(it has {', '.join(feeds) or 'none'})")
+    return feeds
+
+
+def cmd_run_onnx(args):
+    """Compile an ONNX model for its inputs, run it, compare with onnx.reference."""
+    from onnx.reference import ReferenceEvaluator
+    model, imported = _import_model(args.model)
+    feeds = _load_feeds(args.inputs, imported)
+    compiled = _compile_model(args.model, imported, feeds, args.config)
+    result, values = compiled.run(args.engine)
+    outs = imported.host_outputs(values)
+    ref = dict(zip([o.name for o in model.graph.output],
+                   ReferenceEvaluator(model).run(None, {n: feeds[n] for n in imported.inputs})))
+    report = {"model": str(args.model), "config": compiled.config.name, "engine": args.engine,
+              "predicted_cycles": compiled.predicted_cycles, "cycles": int(result.cycles),
+              "errors": _error_names(result.errors),
+              "outputs": {n: list(np.shape(v)) for n, v in outs.items()},
+              "reference_mismatches": {n: int(np.sum(np.asarray(v) != ref[n]))
+                                       for n, v in outs.items()}}
+    if getattr(result, "golden_cycles", None) is not None:
+        report["golden_cycles"] = int(result.golden_cycles)
+        report["agree"] = bool(result.agree)
+    if args.outputs:
+        np.savez(args.outputs, **outs)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{args.model}: config {report['config']}, engine {args.engine}: {report['cycles']} "
+              f"cycles (predicted {report['predicted_cycles']}), errors: "
+              f"{', '.join(report['errors']) or 'none'}")
+        for n, shape in report["outputs"].items():
+            print(f"  {n} {shape}: {report['reference_mismatches'][n]} elements differ from "
+                  "the ONNX reference evaluator")
+    bad = (result.errors or result.cycles != compiled.predicted_cycles
+           or any(report["reference_mismatches"].values()))
+    return 1 if bad else 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="tsp", description="Open tensor streaming processor tools")
     sub = p.add_subparsers(dest="command", required=True)
@@ -170,6 +267,22 @@ def build_parser():
 
     s = sub.add_parser("demo", help="the main job: a kernel on the golden model, checked")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("compile", help="compile an int8 ONNX model to a program image")
+    s.add_argument("model")
+    s.add_argument("--config", default="ulx3s")
+    s.add_argument("-o", "--output", required=True, help="directory for .bin, .s and .json")
+    s.add_argument("--inputs", help=".npz of input arrays to store in the image (default zeros)")
+    s.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("run-onnx", help="compile and run an int8 ONNX model, check it")
+    s.add_argument("model")
+    s.add_argument("--inputs", required=True, help=".npz with one array per model input")
+    s.add_argument("--config", default="ulx3s")
+    s.add_argument("--engine", choices=("golden", "rtl"), default="golden")
+    s.add_argument("--outputs", help="write the outputs to this .npz")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_run_onnx)
     return p
 
 

@@ -4,12 +4,15 @@ Launched by :mod:`sim.rtl_runner` (never by hand): it reads a program image
 from ``$TSP_IMAGE``, loads it through the host port exactly as a host would
 (queue words, MEM words, tables, maps), starts the machine, optionally records
 every hop register of the stream fabric in every cycle, waits for ``done``,
-reads every MEM word back through the port and writes everything to the
-``.npz`` named by ``$TSP_RESULT``. Comparing with the golden model is the
+reads every MEM word back and writes everything to the ``.npz`` named by
+``$TSP_RESULT``. The read-back takes the words straight from the simulated
+block RAMs (``$TSP_READBACK=direct``, the default: it costs no clock cycles)
+or through the host port (``host``: one cycle per word, as a real host). Comparing with the golden model is the
 runner's job, in the pytest process.
 """
 
 import os
+import time
 
 import cocotb
 import numpy as np
@@ -18,7 +21,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from firmware.image import ProgramImage
 from firmware.machine import SliceKind
-from rtl.top import HostCmd
+from rtl.top import HostCmd, host_layout
 
 
 class TB:
@@ -34,10 +37,24 @@ class TB:
         self.config = config
         self.fp = config.floorplan
         self.host_cycles = 0
+        # The host port is one packed vector in the Verilog: place each field by
+        # the offsets of the layout the gateware itself uses.
+        layout = host_layout(config)
+        self._fields = {name: (layout[name].offset, layout[name].width)
+                        for name in ("cmd", "sel", "lane", "addr", "data")}
+
+    def _host(self, **values):
+        word = 0
+        for name, (offset, width) in self._fields.items():
+            v = values.get(name, 0)
+            if not 0 <= v < 1 << width:
+                raise ValueError(f"host.{name} = {v} does not fit {width} bits")
+            word |= v << offset
+        self.dut.host.value = word
 
     async def reset(self):
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
-        self.dut.host__cmd.value = HostCmd.NONE.value
+        self._host(cmd=HostCmd.NONE.value)
         self.dut.rst.value = 1
         for _ in range(2):
             await RisingEdge(self.dut.clk)
@@ -46,13 +63,8 @@ class TB:
 
     async def command(self, cmd, sel=0, lane=0, addr=0, data=0):
         """Set one command at the next falling edge; the rising edge after takes it."""
-        d = self.dut
-        await FallingEdge(d.clk)
-        d.host__cmd.value = cmd.value
-        d.host__sel.value = sel
-        d.host__lane.value = lane
-        d.host__addr.value = addr
-        d.host__data.value = data
+        await FallingEdge(self.dut.clk)
+        self._host(cmd=cmd.value, sel=sel, lane=lane, addr=addr, data=data)
         self.host_cycles += 1
 
     async def load(self, image):
@@ -111,6 +123,24 @@ class TB:
             raise RuntimeError("the machine stopped running without raising done")
         return np.stack(hops) if trace else None
 
+    def peek_memories(self):
+        """Every word of every MEM slice straight from the simulator's block-RAM
+        arrays (``<slice>.tile<k>_bank<b>``, ``rtl/mem.py``): no clock cycles."""
+        c = self.config
+        mems = {}
+        for s in self.fp.of_kind(SliceKind.MEM):
+            handle = getattr(self.dut, s.name)
+            arr = np.zeros((c.mem_words, c.tiles, c.lanes), np.uint8)
+            for k in range(c.tiles):
+                for b in range(2):
+                    bank = getattr(handle, f"tile{k}_bank{b}")
+                    for w in range(c.bank_words):
+                        v = bank[w].value.to_unsigned()
+                        arr[b * c.bank_words + w, k] = np.frombuffer(
+                            v.to_bytes(c.lanes, "little"), np.uint8)
+            mems[s.name] = arr.reshape(c.mem_words, c.vl)
+        return mems
+
     async def read_memories(self):
         """Every word of every MEM slice through the host port, pipelined: the word
         asked for in one cycle is on ``rdata`` in the next."""
@@ -136,9 +166,12 @@ async def run_program(dut):
     trace = os.environ.get("TSP_TRACE") == "1"
     max_cycles = int(os.environ.get("TSP_MAX_CYCLES", "1000000"))
     tb = TB(dut, image.config)
+    t0 = time.perf_counter()
     await tb.reset()
     await tb.load(image)
+    t1 = time.perf_counter()
     hops = await tb.run(max_cycles, trace)
+    t2 = time.perf_counter()
     result = {
         "cycles": int(dut.cycles.value),
         "errors": int(dut.errors.value),
@@ -146,8 +179,12 @@ async def run_program(dut):
         "err_cycle": int(dut.err_cycle.value),
         "host_cycles": tb.host_cycles,
     }
-    mems = await tb.read_memories()
+    if os.environ.get("TSP_READBACK", "direct") == "host":
+        mems = await tb.read_memories()
+    else:
+        mems = tb.peek_memories()
+    result.update(load_s=t1 - t0, run_s=t2 - t1, readback_s=time.perf_counter() - t2)
     arrays = {f"mem_{k}": v for k, v in mems.items()}
     if hops is not None:
         arrays["hops"] = hops
-    np.savez(os.environ["TSP_RESULT"], **arrays, **{k: np.int64(v) for k, v in result.items()})
+    np.savez(os.environ["TSP_RESULT"], **arrays, **{k: np.asarray(v) for k, v in result.items()})

@@ -110,18 +110,21 @@ def _runner(config, waves):
     build_dir = build_dir_for(config, waves)
     source = _verilog(config, build_dir)
     runner = get_runner("icarus")
-    if not (build_dir / "sim.vvp").exists():
-        runner.build(sources=[source], hdl_toplevel=TOPLEVEL, timescale=("1ns", "1ps"),
-                     waves=waves, build_dir=build_dir, log_file=build_dir / "build.log")
+    # cocotb recompiles only when the source is newer than its sim.vvp.
+    runner.build(sources=[source], hdl_toplevel=TOPLEVEL, timescale=("1ns", "1ps"),
+                 waves=waves, build_dir=build_dir, log_file=build_dir / "build.log")
     return runner, build_dir
 
 
-def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=None):
+def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=None,
+                  readback="direct"):
     """Run ``image`` on the Verilog of ``TSP(image.config)`` under Icarus and compare
     with the golden model (``golden``: a precomputed golden result, else it is run).
 
     ``waves``: a path for the FST wave file. ``trace``: record every hop register
     each cycle and report the first divergence from the golden model's trace.
+    ``readback``: ``"direct"`` (from the simulated block RAMs) or ``"host"``
+    (every word through the host port).
     """
     from sim.golden import run_image
     config = image.config
@@ -134,8 +137,10 @@ def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=N
         image.save(img_path)
         env = {"TSP_IMAGE": str(img_path), "TSP_RESULT": str(res_path),
                "TSP_TRACE": "1" if trace else "0", "TSP_MAX_CYCLES": str(max_cycles),
+               "TSP_READBACK": readback,
                "PYTHONPATH": os.pathsep.join([str(ROOT)] + sys.path)}
-        runner.test(test_module="sim.cocotb_tb", hdl_toplevel=TOPLEVEL, build_dir=build_dir,
+        runner.test(test_module="sim.cocotb_tb", hdl_toplevel=TOPLEVEL,
+                    hdl_toplevel_lang="verilog", build_dir=build_dir,
                     test_dir=tmp, extra_env=env, waves=bool(waves), timescale=("1ns", "1ps"),
                     log_file=tmp / "sim.log")
         if not res_path.exists():

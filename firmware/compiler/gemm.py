@@ -158,6 +158,7 @@ class _Gemm:
         self.kt_n, self.nt_n = _ceil(K, self.vl), _ceil(N, self.vl)
         self.sched = Schedule(config)
         self.memory = {}                                    # slice -> {addr: uint8[VL]}
+        self.start = 0              # no instruction before this cycle (a phase of a longer program)
 
     def hops(self, sl):
         return abs(sl.pos - self.mxm.pos)
@@ -306,9 +307,9 @@ class _Gemm:
 
     def build(self):
         ops = self.timeline()
-        # the first reads must not lie before cycle 0
-        shift = max([0] + [self.hops(s) + self.lat.mem_read - t
-                           for t, op, p, arg in ops for s in self._sources(op, p, arg)])
+        # the first reads must not lie before cycle `start` (0 for a program of its own)
+        shift = max([self.start] + [self.start + self.hops(s) + self.lat.mem_read - t
+                                    for t, op, p, arg in ops for s in self._sources(op, p, arg)])
         self.reads, self.writes = {}, {}
         mxm = self.mxm.name
         for t, op, p, arg in ops:
