@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.engines import ENGINES
 
-KERNELS = Path(__file__).parent / "kernels"
+
 
 
 class UsageError(Exception):
@@ -40,13 +41,8 @@ def _error_names(bits):
 
 
 def _run_engine(image, engine, waves=None):
-    if engine == "golden":
-        from sim.golden import run_image
-        return run_image(image)
-    if engine == "rtl":
-        from sim.rtl_runner import run_image_rtl
-        return run_image_rtl(image, waves=waves)
-    raise UsageError(f"unknown engine {engine!r}")
+    from sim.engines import run_on
+    return run_on(engine, image, waves=waves)
 
 
 def _result_json(image, result, engine):
@@ -118,25 +114,16 @@ def cmd_verilog(args):
 
 
 def cmd_demo(args):
-    """The main job: the matmul kernel on the golden model, checked with numpy."""
-    from .asm import assemble_file
-    from sim.golden import run_image
-    image = assemble_file(KERNELS / "matmul.s")
-    c = image.config
-    a = image.memory_array("MEM_E2")[:4].view(np.int8).astype(np.int32)
-    b = image.memory_array("MEM_E3")[:c.vl].view(np.int8).astype(np.int32).T
-    expected = a @ b
-    result = run_image(image)
-    got = result.outputs["c"]
-    ok = result.errors == 0 and np.array_equal(got, expected)
-    print(f"matmul.s on {c.name}: C[4x{c.vl}] = A[4x{c.vl}] @ B[{c.vl}x{c.vl}] through the MXM")
-    print(f"  golden model: {result.cycles} cycles, errors: "
-          f"{', '.join(_error_names(result.errors)) or 'none'}")
-    print(f"  result vs numpy: {'bit-exact' if ok else 'MISMATCH'}")
-    if not ok:
-        print(f"  expected\n{expected}\n  got\n{got}")
-        return 1
-    return 0
+    """The main job: the example int8 MLP (ONNX) compiled for ulx3s, run on the
+    golden model and on the RTL, checked against ONNX's reference evaluator and
+    against the compiler's predicted cycle count."""
+    from .models import demo_mlp
+    status = 0
+    for engine in args.engines:
+        report = demo_mlp(args.config, engine)
+        print(report)
+        status |= 0 if report.ok else 1
+    return status
 
 
 def _import_model(path):
@@ -254,7 +241,7 @@ def build_parser():
     s = sub.add_parser("run", help="run a program (.s or .bin) on an engine")
     s.add_argument("program")
     s.add_argument("--config")
-    s.add_argument("--engine", choices=("golden", "rtl"), default="golden")
+    s.add_argument("--engine", choices=ENGINES, default="golden")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--waves", help="RTL engine: write an FST wave file here")
     s.set_defaults(func=cmd_run)
@@ -265,7 +252,11 @@ def build_parser():
     s.add_argument("--name", default="tsp")
     s.set_defaults(func=cmd_verilog)
 
-    s = sub.add_parser("demo", help="the main job: a kernel on the golden model, checked")
+    s = sub.add_parser("demo", help="the main job: the example int8 MLP on the golden model "
+                                    "and the RTL, checked against ONNX's reference")
+    s.add_argument("--config", default="ulx3s")
+    s.add_argument("--engines", nargs="+", choices=ENGINES, default=["golden", "amaranth"],
+                   help="engines to run, in order (default: golden amaranth)")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("compile", help="compile an int8 ONNX model to a program image")
@@ -279,7 +270,7 @@ def build_parser():
     s.add_argument("model")
     s.add_argument("--inputs", required=True, help=".npz with one array per model input")
     s.add_argument("--config", default="ulx3s")
-    s.add_argument("--engine", choices=("golden", "rtl"), default="golden")
+    s.add_argument("--engine", choices=ENGINES, default="golden")
     s.add_argument("--outputs", help="write the outputs to this .npz")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_run_onnx)

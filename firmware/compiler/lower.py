@@ -193,13 +193,12 @@ class CompiledGraph:
         return out
 
     def run(self, engine="golden"):
-        """Run on the golden model (or ``"rtl"``): ``(run result, {name: array})``."""
-        if engine == "golden":
-            from sim.golden import run_image
-            r = run_image(self.image)
-        else:
-            from sim.rtl_runner import run_image_rtl
-            r = run_image_rtl(self.image)
+        """Run on an engine: ``(run result, {name: array})``.
+
+        ``golden``: the golden model; ``rtl``: the gateware's Verilog on Icarus
+        through cocotb; ``amaranth``: the gateware in Amaranth's simulator."""
+        from sim.engines import run_on
+        r = run_on(engine, self.image)
         return r, self.results(r.memory)
 
     def summary(self):
