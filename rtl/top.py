@@ -1,0 +1,275 @@
+"""The whole TSP: the ICU's queues, the slices of the floorplan, the stream fabric, the host port.
+
+The host port (``docs/ARCHITECTURE.md`` section 9) is one command per cycle
+on ``host``; every command except ``NONE`` is ignored while the machine runs.
+
+==============  =========================================================
+``cmd``         meaning of ``sel`` / ``lane`` / ``addr`` / ``data``
+==============  =========================================================
+``WRITE_INSTR`` queue ``sel`` (index in ``Floorplan.queues``), word ``addr`` = ``data``
+``WRITE_MEM``   MEM slice at position ``sel``, word ``addr`` = ``data`` (lane 0 in bits 0..7)
+``READ_MEM``    MEM slice at position ``sel``, word ``addr``: on ``rdata`` in the next cycle
+``WRITE_LUT``   VXM table of lane ``lane``, entry ``addr`` = ``data[0:8]``
+``WRITE_MAP``   SXM at position ``sel``: ``map[addr][lane] = data`` (a source lane)
+``START``       clear fabric, sequencers and errors; the next cycle is local cycle 0
+==============  =========================================================
+
+Status: ``running``, ``done``, ``cycles`` (counts the running cycles, so it
+reads ``H + T`` once ``done``), ``errors`` (sticky ``ErrorFlag`` bits),
+``err_queue`` and ``err_cycle`` (the first error: index of the queue that
+raised it, or of the first queue of the slice that raised it, or the number
+of queues for ``DEADLOCK``; the lowest such index when several raise in that
+cycle; and its local cycle as tile 0 sees it).
+"""
+
+
+import importlib
+
+from amaranth.hdl import Module, Signal, Cat
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from firmware.isa import ERROR_BITS, ErrorFlag
+from firmware.machine import SliceKind
+
+from .icu import InstructionQueue, flag_bit
+from .fabric import StreamFabric
+from .mem import MemSlice
+
+
+__all__ = ["HostCmd", "host_layout", "TSP", "slice_class"]
+
+#: Width of the cycle counters (``cycles``, ``err_cycle``).
+CYCLE_BITS = 32
+
+#: Width of ``host.addr``: the widest index it carries (instruction words up to 2**16).
+HOST_ADDR_BITS = 16
+
+
+class HostCmd(enum.Enum, shape=3):
+    NONE = 0
+    WRITE_INSTR = 1
+    WRITE_MEM = 2
+    READ_MEM = 3
+    WRITE_LUT = 4
+    WRITE_MAP = 5
+    START = 6
+
+
+def host_layout(config):
+    """One host command: ``cmd`` and its operands (see the module docstring)."""
+    fp = config.floorplan
+    return data.StructLayout({
+        "cmd":  HostCmd,
+        "sel":  range(max(len(fp.queues), fp.width)),
+        "lane": range(config.vl),
+        "addr": HOST_ADDR_BITS,
+        "data": max(8 * config.vl, 64),
+    })
+
+
+_SLICE_MODULES = {SliceKind.VXM: ("rtl.vxm", "VxmSlice"),
+                  SliceKind.MXM: ("rtl.mxm", "MxmSlice"),
+                  SliceKind.SXM: ("rtl.sxm", "SxmSlice")}
+
+
+def slice_class(kind):
+    """The component class of a slice kind, or ``None`` while its module is not written yet."""
+    if kind is SliceKind.MEM:
+        return MemSlice
+    module, name = _SLICE_MODULES[kind]
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError:
+        return None
+
+
+class TSP(wiring.Component):
+    """The tensor streaming processor of ``config``.
+
+    ``kinds`` limits the slice kinds built (tests of the MEM path alone); a
+    position without a component only passes its streams through, and its
+    queues still run (they issue to nobody).
+
+    Members
+    -------
+    host : In(host_layout(config))
+    rdata : Out(8 * VL)
+        ``READ_MEM`` result, the cycle after the command.
+    running, done : Out(1)
+    cycles, err_cycle : Out(32)
+    errors : Out(ERROR_BITS)
+    err_queue : Out(range(queues + 1))
+    """
+
+    def __init__(self, config, kinds=tuple(SliceKind)):
+        self._config = config
+        fp = config.floorplan
+        super().__init__({
+            "host":      In(host_layout(config)),
+            "rdata":     Out(8 * config.vl),
+            "running":   Out(1),
+            "done":      Out(1),
+            "cycles":    Out(CYCLE_BITS),
+            "errors":    Out(ERROR_BITS),
+            "err_queue": Out(range(len(fp.queues) + 1)),
+            "err_cycle": Out(CYCLE_BITS),
+        })
+        self.queues = [InstructionQueue(config, q) for q in fp.queues]
+        self.fabric = StreamFabric(config)
+        #: position -> slice component (``None``: not in ``kinds``, or its module is not written yet)
+        self.slices = {}
+        for s in fp.slices:
+            cls = slice_class(s.kind) if s.kind in kinds else None
+            if cls is None:
+                self.slices[s.pos] = None
+            elif s.kind is SliceKind.VXM:
+                self.slices[s.pos] = cls(config)
+            else:
+                self.slices[s.pos] = cls(config, s)
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def mem_slices(self):
+        """MEM slice name -> :class:`MemSlice` (simulation reads their banks)."""
+        fp = self._config.floorplan
+        return {s.name: self.slices[s.pos] for s in fp.of_kind(SliceKind.MEM)}
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        fp = c.floorplan
+        host = self.host
+        idle = ~self.running
+        start = idle & (host.cmd == HostCmd.START)
+
+        running = Signal()
+        m.d.comb += self.running.eq(running)
+        errors = Signal(ERROR_BITS)
+        m.d.comb += self.errors.eq(errors)
+
+        m.submodules.fabric = fabric = self.fabric
+        m.d.comb += fabric.clear.eq(start)
+
+        # -- queues --------------------------------------------------------------
+        notified = Signal()
+        for i, q in enumerate(self.queues):
+            m.submodules[f"q_{q.queue.name}"] = q
+            m.d.comb += [
+                q.imem_w.en.eq(idle & (host.cmd == HostCmd.WRITE_INSTR) & (host.sel == i)),
+                q.imem_w.addr.eq(host.addr),
+                q.imem_w.data.eq(host.data),
+                q.start.eq(start),
+                q.stop.eq(errors.any()),
+                q.notified.eq(notified),
+            ]
+        any_notify = Cat(q.notify for q in self.queues).any()
+        with m.If(start):
+            m.d.sync += notified.eq(0)
+        with m.Elif(any_notify):
+            m.d.sync += notified.eq(1)
+
+        # -- slices --------------------------------------------------------------
+        raised = []                    # (queue index, err value) in queue order
+        for s in fp.slices:
+            comp = self.slices[s.pos]
+            if comp is None:
+                continue
+            mine = [(i, q) for i, q in enumerate(self.queues)
+                    if q.queue.slice == s]
+            first_queue = mine[0][0]
+            m.submodules[s.name] = comp
+            m.d.comb += [comp.e_in.eq(fabric.e_in[s.pos]), comp.w_in.eq(fabric.w_in[s.pos]),
+                         fabric.e_out[s.pos].eq(comp.e_out), fabric.w_out[s.pos].eq(comp.w_out),
+                         fabric.e_emit[s.pos].eq(comp.e_emit),
+                         fabric.w_emit[s.pos].eq(comp.w_emit)]
+            if s.kind is SliceKind.VXM:          # one queue per ALU: issue[tile][alu]
+                for _i, q in mine:
+                    for k in range(c.tiles):
+                        m.d.comb += comp.issue[k][q.queue.alu].eq(q.issue[k])
+            else:
+                (_i, q), = mine
+                m.d.comb += comp.issue.eq(q.issue)
+            if "err" in comp.signature.members:
+                raised.append((first_queue, comp.err))
+            self._host_slice(m, s, comp)
+        raised += [(i, q.err) for i, q in enumerate(self.queues)]
+        raised.sort(key=lambda r: r[0])
+
+        # -- errors ----------------------------------------------------------------
+        in_flight = [q.halted | q.waiting for q in self.queues]
+        deadlock = (Cat(q.waiting for q in self.queues).any() & Cat(*in_flight).all()
+                    & ~notified)
+        now = Signal(ERROR_BITS)
+        m.d.comb += now.eq(_or_all([e for _, e in raised]))
+        with m.If(deadlock):
+            m.d.comb += now[flag_bit(ErrorFlag.DEADLOCK)].eq(1)
+        where = Signal.like(self.err_queue)
+        m.d.comb += where.eq(len(fp.queues))
+        for i, e in reversed(raised):
+            with m.If(e.any()):
+                m.d.comb += where.eq(i)
+        with m.If(start):
+            m.d.sync += [errors.eq(0), self.err_queue.eq(0), self.err_cycle.eq(0)]
+        with m.Elif(running & now.any()):
+            m.d.sync += errors.eq(errors | now)
+            with m.If(~errors.any()):
+                m.d.sync += [self.err_queue.eq(where), self.err_cycle.eq(self.cycles)]
+
+        # -- run control: H is the first cycle with every queue halted; T-1 more to drain
+        all_halted = Cat(q.halted for q in self.queues).all()
+        draining = Signal()
+        drain = Signal(range(c.tiles))
+        with m.If(start):
+            m.d.sync += [running.eq(1), self.done.eq(0), self.cycles.eq(0), draining.eq(0)]
+        with m.Elif(running):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            finish = Signal()
+            with m.If(draining):
+                m.d.comb += finish.eq(drain == 0)
+                m.d.sync += drain.eq(drain - 1)
+            with m.Elif(all_halted):
+                if c.tiles == 1:
+                    m.d.comb += finish.eq(1)
+                else:
+                    m.d.sync += [draining.eq(1), drain.eq(c.tiles - 2)]
+            with m.If(finish):
+                m.d.sync += [running.eq(0), self.done.eq(1), draining.eq(0)]
+
+        # -- host reads of MEM ------------------------------------------------------
+        read_sel = Signal.like(host.sel)
+        with m.If(idle & (host.cmd == HostCmd.READ_MEM)):
+            m.d.sync += read_sel.eq(host.sel)
+        for s in fp.of_kind(SliceKind.MEM):
+            with m.If(read_sel == s.pos):
+                m.d.comb += self.rdata.eq(self.slices[s.pos].host_rdata)
+        return m
+
+    def _host_slice(self, m, s, comp):
+        """Connect the slice's host-side port (idle only) to the host command."""
+        host = self.host
+        idle = ~self.running
+        if s.kind is SliceKind.MEM:
+            m.d.comb += [comp.host.addr.eq(host.addr),
+                         comp.host.we.eq(idle & (host.cmd == HostCmd.WRITE_MEM)
+                                         & (host.sel == s.pos)),
+                         comp.host.wdata.eq(host.data)]
+        elif s.kind is SliceKind.VXM:
+            m.d.comb += [comp.lut_w.en.eq(idle & (host.cmd == HostCmd.WRITE_LUT)),
+                         comp.lut_w.lane.eq(host.lane), comp.lut_w.index.eq(host.addr),
+                         comp.lut_w.data.eq(host.data)]
+        elif s.kind is SliceKind.SXM:
+            m.d.comb += [comp.map_w.en.eq(idle & (host.cmd == HostCmd.WRITE_MAP)
+                                          & (host.sel == s.pos)),
+                         comp.map_w.map.eq(host.addr), comp.map_w.lane.eq(host.lane),
+                         comp.map_w.src.eq(host.data)]
+
+
+def _or_all(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out

@@ -1,0 +1,153 @@
+"""Run a :class:`~firmware.image.ProgramImage` on the gateware, in Amaranth's simulator.
+
+This is the host's side of the ``TSP`` host port (``rtl/top.py``), as an
+async testbench: write every queue's words, the initial MEM words, the VXM
+tables and the SXM maps; ``START``; wait for ``done``; read the cycle counter
+and the error flags, and every MEM word (from the simulated block RAMs, or
+through the host port with ``readback="host"``). The result has the same fields
+as the golden model's (``sim.golden.run_image``), so the two compare directly.
+
+Only what differs from the reset state is written: the tables reset to zero
+and the maps to the identity, so zero table entries and identity map lanes
+are skipped (it saves thousands of host cycles on the larger configurations).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from firmware.isa import ErrorFlag
+from firmware.machine import SliceKind
+
+from rtl.top import TSP, HostCmd
+
+
+__all__ = ["AmaranthResult", "SimulationTimeout", "run_image_amaranth"]
+
+
+class SimulationTimeout(RuntimeError):
+    """The gateware did not raise ``done`` within ``max_cycles`` cycles of ``START``."""
+
+
+@dataclass
+class AmaranthResult:
+    cycles: int              # the TSP's cycle counter at done: H + T
+    errors: int              # sticky ErrorFlag bits
+    err_queue: int           # first error: queue index (len(queues) for DEADLOCK)
+    err_cycle: int           # ... and its local cycle
+    memory: dict             # MEM slice name -> uint8 [mem_words, VL]
+    outputs: dict            # output name -> ndarray (ProgramImage.read_output)
+
+    @property
+    def error_flags(self):
+        return ErrorFlag(self.errors)
+
+
+def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(SliceKind),
+                       readback="direct"):
+    """Load ``image`` into a fresh ``TSP(image.config)``, run it, read everything back.
+
+    ``max_cycles`` bounds the run (not the loading); past it
+    :class:`SimulationTimeout` is raised instead of simulating forever.
+    ``vcd_path`` writes the waveforms (and a GTKWave save file next to it).
+    ``kinds`` is passed to :class:`~rtl.top.TSP` (MEM-only runs in tests).
+    ``readback``: ``"direct"`` takes the final memories from the simulator's block
+    RAM state (fast); ``"host"`` reads every word through the host port, as a
+    real host would (one simulated cycle per word and slice).
+    """
+    if readback not in ("direct", "host"):
+        raise ValueError(f"readback must be 'direct' or 'host', not {readback!r}")
+    c = image.config
+    fp = c.floorplan
+    dut = TSP(c, kinds=kinds)
+    out = {}
+
+    async def command(ctx, cmd, sel=0, lane=0, addr=0, data=0):
+        ctx.set(dut.host, {"cmd": cmd, "sel": sel, "lane": lane, "addr": addr, "data": data})
+        await ctx.tick()
+
+    async def testbench(ctx):
+        for name, words in image.queues.items():
+            index = fp.queues.index(fp.queue(name))
+            if len(words) > c.queue_depth:
+                raise ValueError(f"queue {name}: {len(words)} words, its instruction memory "
+                                 f"holds {c.queue_depth}")
+            for i, w in enumerate(words):
+                await command(ctx, HostCmd.WRITE_INSTR, sel=index, addr=i, data=int(w))
+        for name, words in image.memory.items():
+            pos = fp.slice(name).pos
+            for a, v in words.items():
+                await command(ctx, HostCmd.WRITE_MEM, sel=pos, addr=a,
+                              data=int.from_bytes(np.asarray(v, np.uint8).tobytes(), "little"))
+        if image.lut is not None:
+            lut = np.asarray(image.lut, np.int8).reshape(c.vl, -1).view(np.uint8)
+            for lane, index in zip(*np.nonzero(lut)):
+                await command(ctx, HostCmd.WRITE_LUT, lane=int(lane), addr=int(index),
+                              data=int(lut[lane, index]))
+        for name, maps in image.perms.items():
+            pos = fp.slice(name).pos
+            for map_id, lanes in maps.items():
+                for lane, src in enumerate(lanes):
+                    if src != lane:
+                        await command(ctx, HostCmd.WRITE_MAP, sel=pos, lane=lane,
+                                      addr=map_id, data=int(src))
+
+        await command(ctx, HostCmd.START)
+        ctx.set(dut.host.cmd, HostCmd.NONE)
+        waited = 0
+        while not ctx.get(dut.done):
+            if waited > max_cycles:
+                raise SimulationTimeout(f"{image.source or 'program'}: no done after "
+                                        f"max_cycles = {max_cycles} cycles")
+            await ctx.tick()
+            waited += 1
+        out["cycles"] = ctx.get(dut.cycles)
+        out["errors"] = ctx.get(dut.errors)
+        out["err_queue"] = ctx.get(dut.err_queue)
+        out["err_cycle"] = ctx.get(dut.err_cycle)
+
+        memory = {}
+        for s in fp.of_kind(SliceKind.MEM):
+            if readback == "host":
+                memory[s.name] = await read_mem_host(ctx, s)
+            else:
+                memory[s.name] = read_mem_direct(ctx, dut.mem_slices[s.name])
+        out["memory"] = memory
+
+    async def read_mem_host(ctx, s):
+        """Every word through the host port: READ_MEM's word is on ``rdata`` after the
+        clock edge that ends the command's cycle (one simulated cycle per word)."""
+        words = np.zeros((c.mem_words, c.vl), np.uint8)
+        ctx.set(dut.host.cmd, HostCmd.READ_MEM)
+        ctx.set(dut.host.sel, s.pos)
+        for a in range(c.mem_words):
+            ctx.set(dut.host.addr, a)     # one field per cycle: the simulator's cost
+            await ctx.tick()
+            words[a] = np.frombuffer(ctx.get(dut.rdata).to_bytes(c.vl, "little"), np.uint8)
+        return words
+
+    def read_mem_direct(ctx, mem_slice):
+        """Every word from the simulator's view of the block RAMs (no clock cycles)."""
+        L, bank_words = c.lanes, c.bank_words
+        words = np.zeros((c.mem_words, c.vl), np.uint8)
+        for k, banks in enumerate(mem_slice.banks):
+            for b, bank in enumerate(banks):
+                for row in range(bank_words):
+                    words[b * bank_words + row, k * L:(k + 1) * L] = list(ctx.get(bank.data[row]))
+        return words
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    if vcd_path is not None:
+        vcd_path = str(vcd_path)
+        with sim.write_vcd(vcd_path, vcd_path.rsplit(".", 1)[0] + ".gtkw"):
+            sim.run()
+    else:
+        sim.run()
+
+    outputs = {name: image.read_output(name, out["memory"]) for name in image.outputs}
+    return AmaranthResult(cycles=out["cycles"], errors=out["errors"],
+                          err_queue=out["err_queue"], err_cycle=out["err_cycle"],
+                          memory=out["memory"], outputs=outputs)
