@@ -1,0 +1,248 @@
+"""The matrix unit: ``VL x VL`` int8 weights, int32 accumulators (``docs/ARCHITECTURE.md`` 6).
+
+Tile ``k`` holds weight rows ``k*L .. k*L+L-1`` (the input lanes it owns) of
+all ``VL`` columns, twice: ``shadow`` (written by ``LW``) and ``active``
+(copied from ``shadow`` by ``IW``, read by ``ABC``), so the next weights load
+while the current ones multiply.
+
+``ABC`` issued at local cycle ``t``, pipeline of tile ``k`` (global cycles)::
+
+    t+k        a[r] * active[r][n] for its L rows r and all VL columns n   -> prod (register)
+    t+k+1      chain[n] = chain_below[n] + sum_r prod[r][n]                 -> chain (register)
+    t+T        the top tile's chain holds the whole dot product p[n]
+    t+T+1+k    tile k adds p[kL .. kL+L-1] (delayed k cycles) into its accumulator slot
+
+The partial sums climb one tile per cycle together with the instruction wave,
+so the reduction over all ``VL`` input lanes costs one adder stage per tile
+and no wide adder tree; the sum reaches tile ``k`` at its local ``t + T + 1``
+(``Latencies.mxm_abc``). The multipliers are plain ``*`` of an 8-bit activation
+and an 8-bit weight register with a registered product, which Yosys maps to
+DSP blocks (MULT18X18D on ECP5).
+
+Accumulators are an ``amaranth.lib.memory.Memory`` per tile (``acc_slots``
+words of ``L`` int32 lanes) so that they become block RAM. The accumulate is
+a read-modify-write: the slot is read one cycle ahead and the read port is
+transparent to the write port, so back-to-back accumulates into one slot see
+each other. ``ACC`` reads through a second transparent port: an ``ACC`` in
+the same local cycle as an accumulate of its slot sees the new value, and
+the word is emitted one cycle later (``Latencies.mxm_acc``) on an SG4 group.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In
+
+from firmware.machine import SliceKind
+
+from ._lanes import bytes_of, delay, pick, rotate, stream_ports
+from .isa import fields, issue_layout, op_code, opcode
+
+
+__all__ = ["MxmSlice"]
+
+_MXM = SliceKind.MXM
+#: Largest magnitude of one int8 x int8 product ((-128) * (-128)).
+_PRODUCT_MAX = 128 * 128
+
+
+def _sum_shape(terms):
+    """Signed shape that holds the exact sum of ``terms`` int8 x int8 products."""
+    return signed((_PRODUCT_MAX * terms).bit_length() + 1)
+
+
+def _mod(value, n):
+    """``value mod n`` (non-negative); a plain truncation when ``n`` is a power of two."""
+    if n & (n - 1) == 0:
+        return value[:(n - 1).bit_length()]
+    return value % n
+
+
+class MxmSlice(wiring.Component):
+    """One MXM slice of ``config`` (``slice``: its :class:`~firmware.machine.Slice`).
+
+    Members
+    -------
+    issue : In(ArrayLayout(issue_layout(MXM), T))
+        The instruction each tile executes this cycle (already staggered, legal).
+    e_in, w_in : In([tile][stream][lane] bytes)
+        Stream values at this slice's position.
+    e_out, w_out, e_emit, w_emit : Out
+        ``ACC`` results and the streams they are driven onto.
+    """
+
+    def __init__(self, config, slice):
+        if slice.kind is not _MXM:
+            raise ValueError(f"MxmSlice needs an MXM slice, not {slice.name} ({slice.kind.value})")
+        self._config = config
+        self._slice = slice
+        super().__init__({
+            "issue": In(data.ArrayLayout(issue_layout(_MXM), config.tiles)),
+            **stream_ports(config),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        c = self._config
+        T, L = c.tiles, c.lanes
+        # The pipeline below has one product register and T chain registers, and one
+        # read-port cycle for ACC: these are the latencies machine.py promises.
+        assert c.latency.mxm_abc == 1 + T, "MXM pipeline depth must match Latencies.mxm_abc"
+        assert c.latency.mxm_acc == 1, "ACC reads a synchronous port: one cycle"
+
+        m = Module()
+        chain = None
+        decoded = []
+        for k in range(T):
+            dec = self._decode(m, k)
+            decoded.append(dec)
+            active = self._weights(m, k, dec)
+            chain = self._dot_product(m, k, dec, active, chain)
+        for k in range(T):
+            lanes = [delay(m, chain[k * L + j], k, f"t{k}_p{j}") for j in range(L)]
+            self._accumulators(m, k, decoded[k], lanes)
+        return m
+
+    # -- per tile -------------------------------------------------------------
+
+    def _decode(self, m, k):
+        """Opcode strobes and field views of the instruction tile ``k`` executes now."""
+        issue = self.issue[k]
+        word = issue.word
+        op = opcode(word)
+
+        def strobe(mnemonic):
+            sig = Signal(name=f"t{k}_{mnemonic.lower()}")
+            m.d.comb += sig.eq(issue.valid & (op == op_code(_MXM, mnemonic)))
+            return sig
+
+        c = self._config
+        east = [self.e_in[k][s].as_value() for s in range(c.streams)]
+        west = [self.w_in[k][s].as_value() for s in range(c.streams)]
+        return {
+            "lw": strobe("LW"), "iw": strobe("IW"), "abc": strobe("ABC"), "acc": strobe("ACC"),
+            "LW": fields(_MXM, "LW", word), "ABC": fields(_MXM, "ABC", word),
+            "ACC": fields(_MXM, "ACC", word), "east": east, "west": west,
+        }
+
+    def _stream(self, dec, direction, index):
+        """The ``L`` bytes of stream ``index`` in direction ``direction`` (0 east, 1 west)."""
+        return Mux(direction, pick(dec["west"], index), pick(dec["east"], index))
+
+    def _weights(self, m, k, dec):
+        """Shadow and active weight rows of tile ``k``; returns ``active``.
+
+        ``LW s, col, count`` writes column ``col+i`` from stream ``s+i``. Column
+        ``c`` therefore reads stream ``(c + s - col) mod S``: all columns that
+        are equal mod ``S`` read the same rotation of the ``S`` streams, so one
+        barrel rotator feeds every column instead of a ``VL x S`` crossbar.
+        """
+        c = self._config
+        S, L, VL = c.streams, c.lanes, c.vl
+        rows = data.ArrayLayout(data.ArrayLayout(signed(8), VL), L)
+        shadow = Signal(rows, name=f"t{k}_shadow")
+        active = Signal(rows, name=f"t{k}_active")
+
+        lw = dec["LW"]
+        shift = Signal(range(S), name=f"t{k}_lw_rot")
+        m.d.comb += shift.eq(_mod(lw.stream - lw.col, S))
+        rotated = self._rotate(m, k, dec, lw.dir, shift)
+        for col in range(VL):
+            offset = col - lw.col
+            with m.If(dec["lw"] & (lw.col <= col) & (offset <= lw.count)):
+                for r in range(L):
+                    m.d.sync += shadow[r][col].eq(rotated[col % S][8 * r:8 * r + 8])
+        with m.If(dec["iw"]):
+            m.d.sync += active.eq(shadow)
+        return active
+
+    def _rotate(self, m, k, dec, direction, amount):
+        """``out[i]`` = stream ``(i + amount) mod S`` of one direction (L bytes each)."""
+        c = self._config
+        S, L = c.streams, c.lanes
+        chosen = []
+        for s in range(S):
+            sig = Signal(8 * L, name=f"t{k}_lw_in{s}")
+            m.d.comb += sig.eq(Mux(direction, dec["west"][s], dec["east"][s]))
+            chosen.append(sig)
+        if S & (S - 1) == 0:
+            return rotate(m, chosen, amount, f"t{k}_lw")
+        return [pick(chosen, _mod(amount + i, S)) for i in range(S)]
+
+    def _dot_product(self, m, k, dec, active, below):
+        """Tile ``k``'s products and its stage of the northbound partial-sum chain.
+
+        Returns the ``VL`` chain registers of this tile: after the top tile they
+        hold the whole dot product of every column.
+        """
+        c = self._config
+        L, VL = c.lanes, c.vl
+        abc = dec["ABC"]
+        act = Signal(8 * L, name=f"t{k}_act")
+        m.d.comb += act.eq(self._stream(dec, abc.dir, abc.stream))
+        chain = []
+        for n in range(VL):
+            products = []
+            for r in range(L):
+                prod = Signal(signed(16), name=f"t{k}_prod_r{r}_n{n}")
+                m.d.sync += prod.eq(act[8 * r:8 * r + 8].as_signed() * active[r][n])
+                products.append(prod)
+            total = Signal(_sum_shape(L * (k + 1)), name=f"t{k}_chain_n{n}")
+            partial = sum(products[1:], products[0])
+            m.d.sync += total.eq(partial if below is None else below[n] + partial)
+            chain.append(total)
+        return chain
+
+    def _accumulators(self, m, k, dec, lanes):
+        """Tile ``k``'s accumulator memory: the ``ABC`` accumulate and the ``ACC`` read-out.
+
+        ``lanes`` are this tile's ``L`` dot products, valid in the accumulate
+        cycle of the ``ABC`` that produced them.
+        """
+        c = self._config
+        L, S = c.lanes, c.streams
+        lat = c.latency
+        acc_mem = memory.Memory(shape=data.ArrayLayout(signed(32), L), depth=c.acc_slots, init=[])
+        m.submodules[f"t{k}_acc"] = acc_mem
+        write = acc_mem.write_port()
+        rmw = acc_mem.read_port(transparent_for=(write,))
+        out = acc_mem.read_port(transparent_for=(write,))
+
+        # ABC: (valid, acc, slot) follow the dot product down the pipeline; the slot
+        # is read one cycle before the accumulate (synchronous read port).
+        abc = dec["ABC"]
+        ctl = Cat(dec["abc"], abc.acc, abc.slot)
+        ahead = delay(m, ctl, lat.mxm_abc - 1, f"t{k}_abc")
+        now = delay(m, ahead, 1, f"t{k}_abc_x")
+        m.d.comb += rmw.addr.eq(ahead[2:])
+        m.d.comb += [
+            write.en.eq(now[0]),
+            write.addr.eq(now[2:]),
+        ]
+        for j in range(L):
+            old = Mux(now[1], rmw.data[j], 0)
+            m.d.comb += write.data[j].eq(old + lanes[j])
+
+        # ACC: read the slot now, emit the int32 lanes on the SG4 group next cycle.
+        acc = dec["ACC"]
+        m.d.comb += out.addr.eq(acc.slot)
+        emit = Signal(name=f"t{k}_acc_emit")
+        emit_dir = Signal(name=f"t{k}_acc_dir")
+        group = Signal(range(S // 4), name=f"t{k}_acc_group")
+        m.d.sync += [
+            emit.eq(dec["acc"]),
+            emit_dir.eq(acc.dir),
+            group.eq(acc.stream[2:]),
+        ]
+        words = [bytes_of(out.data[j], 4) for j in range(L)]
+        for s in range(S):
+            lane_bytes = Cat(*(words[j][s % 4] for j in range(L)))
+            on = emit & (group == s // 4)
+            m.d.comb += [
+                self.e_out[k][s].eq(lane_bytes),
+                self.w_out[k][s].eq(lane_bytes),
+                self.e_emit[k][s].eq(on & ~emit_dir),
+                self.w_emit[k][s].eq(on & emit_dir),
+            ]

@@ -1,0 +1,433 @@
+"""The vector unit: ``A`` chained ALUs per lane (``docs/ARCHITECTURE.md`` section 5).
+
+Every ALU of every lane runs the same three-stage pipeline, which is where
+``Latencies.vxm`` comes from::
+
+    t     select operands (stream / chained R / immediate / zero), latch   -> s1
+    t+1   compute: add, compare, shift, logic, the multiplier, table read  -> s2
+    t+2   finish: wrap or saturate, REQUANT's round/shift/clamp            -> R
+    t+3   R holds the result; it is driven onto the destination stream(s)
+
+Operands are normalised in stage 0: an int8 operand is sign-extended to 32
+bits, so stage 1 works on one 32-bit datapath for both dtypes and stage 2
+reduces to the output width. ``MUL``, ``MULS`` and ``REQUANT`` share one
+registered ``32 x 33`` signed multiplier per ALU lane (``REQUANT`` multiplies by
+its unsigned 24-bit ``mult``), with registered operands so that Yosys can map
+it to DSP blocks; REQUANT's rounding needs the full product, which is why the
+multiplier is as wide as ``MULS`` needs anyway.
+
+ALU 0 owns a 256-entry int8 table per lane (``LUT``/``LUTW``, and the host's
+``lut_w`` port while the machine is idle), one small block RAM per lane.
+
+Emission: each ALU's ``we``/``wdir``/``wstream`` ride the pipeline; in cycle
+``t+3`` the lowest-numbered ALU that drives a stream wins it, and two ALUs
+driving one stream (same direction) raise ``STREAM_CONFLICT`` (from tile 0,
+which sees every instruction first).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from firmware.isa import ERROR_BITS, OPS, VXM_CONVERT, ErrorFlag, OperandKind
+from firmware.machine import SliceKind
+
+from ._lanes import bytes_of, pick, stream_ports
+from .isa import fields, issue_layout, op_code, op_layout, opcode
+
+
+__all__ = ["VxmSlice"]
+
+_VXM = SliceKind.VXM
+#: Fields at the same position in every VXM opcode (the decoder reads them once).
+_COMMON = ("dtype", "a", "we", "wdir", "wstream")
+#: The largest REQUANT shift a legal program uses (``isa.check``): 6 bits.
+_SHIFT_BITS = 6
+
+
+def _code(mnemonic):
+    return op_code(_VXM, mnemonic)
+
+
+def _check_common_fields():
+    """The decoder takes ``_COMMON`` from one layout: make sure every opcode agrees."""
+    ref = op_layout(_VXM, "ADD")
+    for mnemonic, info in OPS[_VXM].items():
+        if info.is_icu:
+            continue
+        lay = op_layout(_VXM, mnemonic)
+        for name in _COMMON:
+            assert lay[name].offset == ref[name].offset, (mnemonic, name)
+
+
+_check_common_fields()
+
+
+_S1_CTL = data.StructLayout({
+    "valid": 1, "op": 5, "out32": 1, "we": 1, "wdir": 1, "wstream": 5,
+    "shift": _SHIFT_BITS, "zp": signed(8), "index": 8,
+})
+_S1_LANE = data.StructLayout({
+    "a": signed(32),
+    "b": signed(33),        # operand b, or REQUANT's unsigned mult (the multiplier's 2nd input)
+    "c_nz": 1,              # SELECT's condition: c != 0
+})
+_S2_CTL = data.StructLayout({
+    "write": 1,             # R takes the result (every op but LUTW)
+    "use_prod": 1, "sat": 1, "requant": 1, "lut": 1, "out32": 1,
+    "we": 1, "wdir": 1, "wstream": 5, "shift": _SHIFT_BITS, "zp": signed(8),
+})
+_EMIT = data.StructLayout({"en": 1, "dir": 1, "stream": 5, "out32": 1})
+
+#: Saturating ops clamp in stage 2; the others wrap.
+_SATURATING = ("ADDS", "SUBS", "MULS", "NEG", "NARROW")
+
+
+def _clamp(value, out32):
+    """``value`` clamped to the signed 8- or 32-bit range, as a signed 32-bit value."""
+    hi = Mux(out32, (1 << 31) - 1, 127)
+    lo = Mux(out32, -(1 << 31), -128)
+    return Mux(value > hi, hi, Mux(value < lo, lo, value[:32].as_signed()))
+
+
+def _wrap(value, out32):
+    """The low 8 or 32 bits of ``value``, sign-extended to 32 bits."""
+    return Mux(out32, value[:32].as_signed(), value[:8].as_signed())
+
+
+def requant_round(m, prod, shift, zp, name):
+    """``clamp(RNE(prod / 2**shift) + zp, -128, 127)`` of a product register (stage 2).
+
+    One arithmetic shift of ``prod << 1`` yields both the floor quotient and the
+    half bit (the last bit shifted out); a mask of the bits below the half bit
+    gives the sticky bit. The quotient only matters while it is within
+    ``-256 .. 255`` (``zp`` is int8), so the zero-point add is a short adder
+    and larger quotients saturate by their sign.
+    """
+    width = len(prod)
+    shifted = Signal(signed(width + 1), name=f"{name}_shifted")
+    m.d.comb += shifted.eq(Cat(0, prod).as_signed() >> shift)
+    half = shifted[0]
+    q = shifted[1:].as_signed()
+    below_half = ((Const(1, width + 1) << shift) - 1) >> 1     # bits 0 .. shift-2
+    sticky = (prod & below_half[:width]) != 0
+    up = half & (sticky | q[0])
+    high = q[8:]
+    small = (high == 0) | (high == (1 << len(high)) - 1)
+    y = Signal(signed(12), name=f"{name}_y")
+    m.d.comb += y.eq(q[:10].as_signed() + up + zp)
+    out = Signal(signed(32), name=f"{name}_out")
+    with m.If(~small):
+        m.d.comb += out.eq(Mux(q < 0, -128, 127))
+    with m.Else():
+        m.d.comb += out.eq(Mux(y > 127, 127, Mux(y < -128, -128, y)))
+    return out
+
+
+class VxmSlice(wiring.Component):
+    """The VXM slice of ``config``.
+
+    Members
+    -------
+    issue : In(ArrayLayout(ArrayLayout(issue_layout(VXM), A), T))
+        ``issue[k][a]``: the instruction ALU ``a`` of tile ``k`` executes this cycle.
+    e_in, w_in : In([tile][stream][lane] bytes)
+    e_out, w_out, e_emit, w_emit : Out
+    err : Out(ERROR_BITS)
+        ``STREAM_CONFLICT`` when two ALUs of tile 0 drive one stream in this cycle.
+    lut_w : In(en, lane, index, data)
+        Host write of one table entry of one lane (machine idle).
+    """
+
+    def __init__(self, config):
+        self._config = config
+        T, A, VL = config.tiles, config.vxm_alus, config.vl
+        super().__init__({
+            "issue": In(data.ArrayLayout(data.ArrayLayout(issue_layout(_VXM), A), T)),
+            **stream_ports(config),
+            "err": Out(ERROR_BITS),
+            "lut_w": In(data.StructLayout({"en": 1, "lane": range(VL), "index": 8, "data": 8})),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        c = self._config
+        assert c.latency.vxm == 3, "the VXM pipeline has 3 stages (Latencies.vxm)"
+        m = Module()
+        conflicts = []
+        for k in range(c.tiles):
+            R = [[Signal(signed(32), name=f"t{k}_alu{a}_r{j}") for j in range(c.lanes)]
+                 for a in range(c.vxm_alus)]
+            groups = self._groups(m, k)
+            nonzero = self._nonzero(m, k, groups, R)
+            emits = [self._alu(m, k, a, R, groups, nonzero) for a in range(c.vxm_alus)]
+            conflicts.append(self._drive(m, k, emits, R))
+        m.d.comb += self.err.eq(Mux(conflicts[0], int(ErrorFlag.STREAM_CONFLICT), 0))
+        return m
+
+    # -- one ALU of one tile ----------------------------------------------------
+
+    def _groups(self, m, k):
+        """``groups[lane][dir][g]``: SG4 group ``g`` of tile ``k`` as one 32-bit value per lane.
+
+        Every operand of every ALU selects from these, int8 operands take one of
+        their bytes.
+        """
+        c = self._config
+        out = []
+        for j in range(c.lanes):
+            per_dir = []
+            for d, port in enumerate((self.e_in, self.w_in)):
+                sigs = []
+                for g in range(c.streams // 4):
+                    sig = Signal(32, name=f"t{k}_l{j}_{'ew'[d]}g{g}")
+                    m.d.comb += sig.eq(Cat(*(port[k][4 * g + i][j] for i in range(4))))
+                    sigs.append(sig)
+                per_dir.append(sigs)
+            out.append(per_dir)
+        return out
+
+    def _nonzero(self, m, k, groups, R):
+        """Per lane of tile ``k``: which stream bytes, SG4 groups and ``R`` (low byte /
+        all 32 bits) are nonzero. SELECT's condition only needs these flags, so its
+        operand mux is one bit wide instead of 32."""
+        c = self._config
+        out = []
+        for j in range(c.lanes):
+            def flag(value, name):
+                sig = Signal(name=f"t{k}_l{j}_nz_{name}")
+                m.d.comb += sig.eq(value != 0)
+                return sig
+            out.append({
+                "group": [[flag(g, f"{'ew'[d]}g{i}") for i, g in enumerate(groups[j][d])]
+                          for d in (0, 1)],
+                "byte": [[flag(b, f"{'ew'[d]}{4 * i + n}")
+                          for i, g in enumerate(groups[j][d]) for n, b in enumerate(bytes_of(g, 4))]
+                         for d in (0, 1)],
+                "r32": [flag(R[a][j], f"r{a}") for a in range(c.vxm_alus)],
+                "r8": [flag(R[a][j][:8], f"r{a}_8") for a in range(c.vxm_alus)],
+            })
+        return out
+
+    def _alu(self, m, k, alu, R, groups, nonzero):
+        """The pipeline of ALU ``alu`` in tile ``k``; returns its emission control in t+3."""
+        c = self._config
+        name = f"t{k}_alu{alu}"
+        s1 = Signal(_S1_CTL, name=f"{name}_s1")
+        s1_lanes = [Signal(_S1_LANE, name=f"{name}_s1_l{j}") for j in range(c.lanes)]
+        self._stage0(m, k, alu, R, groups, nonzero, s1, s1_lanes)
+
+        s2 = Signal(_S2_CTL, name=f"{name}_s2")
+        self._stage1_ctl(m, s1, s2)
+        table = self._table(m, k, s1, s1_lanes) if alu == 0 else None
+        emit = Signal(_EMIT, name=f"{name}_emit")
+        m.d.sync += [
+            emit.en.eq(s2.write & s2.we),
+            emit.dir.eq(s2.wdir),
+            emit.stream.eq(s2.wstream),
+            emit.out32.eq(s2.out32),
+        ]
+        for j, lane in enumerate(s1_lanes):
+            val = Signal(signed(34), name=f"{name}_s2_val{j}")
+            prod = Signal(signed(65), name=f"{name}_s2_prod{j}")
+            m.d.sync += [
+                val.eq(self._compute(m, s1, lane, f"{name}_val{j}")),
+                prod.eq(lane.a * lane.b),
+            ]
+            result = Signal(signed(32), name=f"{name}_res{j}")
+            rounded = requant_round(m, prod, s2.shift, s2.zp, f"{name}_rq{j}")
+            wide = Mux(s2.use_prod, prod, val)
+            fitted = Mux(s2.sat, _clamp(wide, s2.out32), _wrap(wide, s2.out32))
+            if table is not None:
+                fitted = Mux(s2.lut, table[j].as_signed(), fitted)
+            m.d.comb += result.eq(Mux(s2.requant, rounded, fitted))
+            with m.If(s2.write):
+                m.d.sync += R[alu][j].eq(result)
+        return emit
+
+    def _stage0(self, m, k, alu, R, groups, nonzero, s1, s1_lanes):
+        """Decode the issued word and latch the normalised operands of every lane."""
+        issue = self.issue[k][alu]
+        word = issue.word
+        op = opcode(word)
+        head = fields(_VXM, "ADD", word)
+        rq = fields(_VXM, "REQUANT", word)
+        name = f"t{k}_alu{alu}"
+
+        in32 = Signal(name=f"{name}_in32")
+        out32 = Signal(name=f"{name}_out32")
+        with m.Switch(op):
+            for mnemonic, (dt_in, dt_out) in VXM_CONVERT.items():
+                with m.Case(_code(mnemonic)):
+                    m.d.comb += [in32.eq(dt_in), out32.eq(dt_out)]
+            with m.Default():
+                m.d.comb += [in32.eq(head.dtype), out32.eq(head.dtype)]
+
+        m.d.sync += [
+            s1.valid.eq(issue.valid),
+            s1.op.eq(op),
+            s1.out32.eq(out32),
+            s1.we.eq(head.we),
+            s1.wdir.eq(head.wdir),
+            s1.wstream.eq(head.wstream),
+            s1.shift.eq(rq.shift),
+            s1.zp.eq(rq.zp),
+            s1.index.eq(fields(_VXM, "LUTW", word).index),
+        ]
+        is_requant = op == _code("REQUANT")
+        c_raw = fields(_VXM, "SELECT", word).c
+        for j, lane in enumerate(s1_lanes):
+            chained = [R[x][j] for x in range(len(R))]
+            a = self._operand(m, groups[j], chained, head.a, in32, head.imm, f"{name}_l{j}_a")
+            b = self._operand(m, groups[j], chained, head.b, in32, head.imm, f"{name}_l{j}_b")
+            m.d.sync += [
+                lane.a.eq(a),
+                lane.b.eq(Mux(is_requant, rq.mult, b)),
+                lane.c_nz.eq(self._condition(m, nonzero[j], c_raw, in32, f"{name}_l{j}_c")),
+            ]
+
+    def _operand(self, m, groups, chained, raw, in32, imm, name):
+        """Value of an operand field (``isa.Operand`` encoding) in one lane.
+
+        ``groups[dir][g]`` are the lane's SG4 stream groups, ``chained`` the
+        lane's ``R`` of every ALU. int8 operands come back sign-extended: a
+        stream byte, the low byte of a chained ``R`` or of the immediate. int32
+        operands are an SG4 group, a whole ``R`` or the whole immediate.
+        """
+        kind = raw[6:8]
+        index = raw[:5]
+        group = Signal(32, name=f"{name}_grp")
+        m.d.comb += group.eq(Mux(raw[5], pick(groups[1], index[2:]), pick(groups[0], index[2:])))
+        chain = Signal(32, name=f"{name}_alu")
+        m.d.comb += chain.eq(pick(chained, raw[:4]))
+        value32 = Signal(32, name=f"{name}32")
+        byte = Signal(8, name=f"{name}8")
+        with m.Switch(kind):
+            with m.Case(OperandKind.STREAM):
+                m.d.comb += [value32.eq(group), byte.eq(pick(bytes_of(group, 4), index[:2]))]
+            with m.Case(OperandKind.ALU):
+                m.d.comb += [value32.eq(chain), byte.eq(chain[:8])]
+            with m.Case(OperandKind.IMM):
+                m.d.comb += [value32.eq(imm), byte.eq(imm[:8])]
+        value = Signal(signed(32), name=name)
+        m.d.comb += value.eq(Mux(in32, value32.as_signed(), byte.as_signed()))
+        return value
+
+    def _condition(self, m, nonzero, raw, in32, name):
+        """``c != 0`` for SELECT's operand field ``raw``, from the lane's nonzero flags
+        (an immediate ``c`` is illegal; ``ZERO`` is never taken)."""
+        index = raw[:5]
+        stream = Mux(in32,
+                     Mux(raw[5], pick(nonzero["group"][1], index[2:]),
+                         pick(nonzero["group"][0], index[2:])),
+                     Mux(raw[5], pick(nonzero["byte"][1], index), pick(nonzero["byte"][0], index)))
+        chained = Mux(in32, pick(nonzero["r32"], raw[:4]), pick(nonzero["r8"], raw[:4]))
+        cond = Signal(name=name)
+        with m.Switch(raw[6:8]):
+            with m.Case(OperandKind.STREAM):
+                m.d.comb += cond.eq(stream)
+            with m.Case(OperandKind.ALU):
+                m.d.comb += cond.eq(chained)
+        return cond
+
+    def _stage1_ctl(self, m, s1, s2):
+        """Classify the op for stage 2 (what the result register takes)."""
+        op = s1.op
+        m.d.sync += [
+            s2.write.eq(s1.valid & (op != _code("LUTW"))),
+            s2.use_prod.eq((op == _code("MUL")) | (op == _code("MULS"))),
+            s2.sat.eq(Cat(*(op == _code(mn) for mn in _SATURATING)).any()),
+            s2.requant.eq(op == _code("REQUANT")),
+            s2.lut.eq(op == _code("LUT")),
+            s2.out32.eq(s1.out32),
+            s2.we.eq(s1.we),
+            s2.wdir.eq(s1.wdir),
+            s2.wstream.eq(s1.wstream),
+            s2.shift.eq(s1.shift),
+            s2.zp.eq(s1.zp),
+        ]
+
+    def _compute(self, m, s1, lane, name):
+        """Stage 1 of one lane: the exact result of every non-multiplying op (34 bits)."""
+        a, b = lane.a, lane.b[:32].as_signed()
+        amount = Mux(s1.out32, b[:5], b[:3])          # b mod w
+        cases = {
+            "ADD": a + b, "ADDS": a + b, "SUB": a - b, "SUBS": a - b,
+            "MIN": Mux(a < b, a, b), "MAX": Mux(a > b, a, b), "RELU": Mux(a > 0, a, 0),
+            "NEG": -a, "SHRA": a >> amount, "SHL": (a << amount)[:32],
+            "AND": a & b, "OR": a | b, "XOR": a ^ b,
+            "CMPGT": Mux(a > b, -1, 0), "CMPEQ": Mux(a == b, -1, 0),
+            "SELECT": Mux(lane.c_nz, a, b),
+        }
+        val = Signal(signed(34), name=name)
+        with m.Switch(s1.op):
+            for mnemonic, expr in cases.items():
+                with m.Case(_code(mnemonic)):
+                    m.d.comb += val.eq(expr)
+            with m.Default():                           # MOV, WIDEN, NARROW
+                m.d.comb += val.eq(a)
+        return val
+
+    def _table(self, m, k, s1, s1_lanes):
+        """ALU 0's lookup tables of tile ``k``; returns the per-lane read data (stage 2).
+
+        ``LUTW`` writes in stage 1 (t+1), a ``LUT`` issued at t+1 reads in t+2:
+        exactly "visible from t + 1". The host port shares the write port.
+        """
+        c = self._config
+        host = self.lut_w
+        lutw = s1.valid & (s1.op == _code("LUTW"))
+        out = []
+        for j, lane in enumerate(s1_lanes):
+            mem = memory.Memory(shape=8, depth=256, init=[])
+            m.submodules[f"t{k}_lut{j}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port()
+            host_here = host.en & (host.lane == k * c.lanes + j)
+            m.d.comb += [
+                wr.en.eq(host_here | lutw),
+                wr.addr.eq(Mux(host.en, host.index, s1.index)),
+                wr.data.eq(Mux(host.en, host.data, lane.a[:8])),
+                rd.addr.eq(lane.a[:8]),
+            ]
+            out.append(rd.data)
+        return out
+
+    # -- the tile's stream outputs ---------------------------------------------------
+
+    def _drive(self, m, k, emits, R):
+        """Drive tile ``k``'s outputs from the ALUs emitting in this cycle.
+
+        Returns the tile's ``STREAM_CONFLICT`` condition.
+        """
+        c = self._config
+        # What each ALU drives on a stream whose SG4 position is i: byte i of R for
+        # int32 results, the low byte for int8 ones (the same for every i).
+        driven = []
+        for a, e in enumerate(emits):
+            per_pos = []
+            for i in range(4):
+                sig = Signal(8 * c.lanes, name=f"t{k}_alu{a}_byte{i}")
+                m.d.comb += sig.eq(Cat(*(Mux(e.out32, bytes_of(R[a][j], 4)[i], R[a][j][:8])
+                                         for j in range(c.lanes))))
+                per_pos.append(sig)
+            driven.append(per_pos)
+        conflict = []
+        for d, (out, enable) in enumerate(((self.e_out, self.e_emit), (self.w_out, self.w_emit))):
+            for s in range(c.streams):
+                claims = []
+                for a, e in enumerate(emits):
+                    claim = Signal(name=f"t{k}_alu{a}_{'ew'[d]}{s}")
+                    on_stream = Mux(e.out32, e.stream[2:] == s // 4, e.stream == s)
+                    m.d.comb += claim.eq(e.en & (e.dir == d) & on_stream)
+                    claims.append(claim)
+                value = 0
+                for a in reversed(range(len(emits))):          # lowest ALU wins
+                    value = Mux(claims[a], driven[a][s % 4], value)
+                m.d.comb += [out[k][s].eq(value), enable[k][s].eq(Cat(*claims).any())]
+                conflict += [claims[x] & claims[y] for x in range(len(claims))
+                             for y in range(x + 1, len(claims))]
+        return Cat(*conflict).any() if conflict else 0
