@@ -5,4 +5,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/setup.sh"
 cd "$root"
-exec python -m pytest -q "$@"
+# Two workers: the machines this runs on have two cores.
+exec python -m pytest -q -n 2 "$@"

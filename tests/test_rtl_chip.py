@@ -43,7 +43,13 @@ def assert_same(rtl, golden, what):
 
 # -- Amaranth's simulator ------------------------------------------------------
 
-@pytest.mark.parametrize("kernel", KERNELS, ids=[k.name for k in KERNELS])
+#: Kernels run on every test run; the others (covered by tests/test_rtl_top.py's
+#: slow kernels and by -m slow here) cost ~30 s each on the ulx3s design.
+QUICK = {"matmul.s", "requant.s", "transpose.s"}
+
+
+@pytest.mark.parametrize("kernel", [pytest.param(k, marks=() if k.name in QUICK else pytest.mark.slow)
+                                    for k in KERNELS], ids=[k.name for k in KERNELS])
 def test_kernel_amaranth(kernel):
     from sim.amaranth_run import run_image_amaranth
     image = assemble_file(kernel)
@@ -55,7 +61,7 @@ def test_kernel_amaranth(kernel):
 def test_random_programs_amaranth(config, errors):
     from sim.amaranth_run import run_image_amaranth
     c = get_config(config)
-    seeds = range(1000, 1000 + _count(4 if config == "tiny" else 2))
+    seeds = range(1000, 1000 + _count(4 if config == "tiny" else 1))
     for seed in seeds:
         image = random_program(c, seed, errors=errors)
         golden = run_image(image)
