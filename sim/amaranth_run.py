@@ -12,6 +12,7 @@ and the maps to the identity, so zero table entries and identity map lanes
 are skipped (it saves thousands of host cycles on the larger configurations).
 """
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,13 +46,15 @@ class AmaranthResult:
 
 
 def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(SliceKind),
-                       readback="direct"):
+                       readback="direct", timings=None):
     """Load ``image`` into a fresh ``TSP(image.config)``, run it, read everything back.
 
     ``max_cycles`` bounds the run (not the loading); past it
     :class:`SimulationTimeout` is raised instead of simulating forever.
     ``vcd_path`` writes the waveforms (and a GTKWave save file next to it).
     ``kinds`` is passed to :class:`~rtl.top.TSP` (MEM-only runs in tests).
+    ``timings``: a dict that receives ``run_s``, the wall time from ``START`` to
+    ``done`` (for speed measurements).
     ``readback``: ``"direct"`` takes the final memories from the simulator's block
     RAM state (fast); ``"host"`` reads every word through the host port, as a
     real host would (one simulated cycle per word and slice).
@@ -95,6 +98,7 @@ def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(Sli
 
         await command(ctx, HostCmd.START)
         ctx.set(dut.host.cmd, HostCmd.NONE)
+        started = time.perf_counter()
         waited = 0
         while not ctx.get(dut.done):
             if waited > max_cycles:
@@ -102,6 +106,8 @@ def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(Sli
                                         f"max_cycles = {max_cycles} cycles")
             await ctx.tick()
             waited += 1
+        if timings is not None:
+            timings["run_s"] = time.perf_counter() - started
         out["cycles"] = ctx.get(dut.cycles)
         out["errors"] = ctx.get(dut.errors)
         out["err_queue"] = ctx.get(dut.err_queue)

@@ -66,6 +66,7 @@ class RtlResult:
     divergence: Divergence | None = None
     hops: np.ndarray | None = None                     # [cycles, 2, N, T, S, L] with trace
     waves: Path | None = None
+    timings: dict = field(default_factory=dict)       # load_s, run_s, readback_s (wall time)
 
     @property
     def agree(self):
@@ -159,7 +160,8 @@ def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=N
         err_cycle=int(got["err_cycle"]), memory=memory,
         outputs={name: image.read_output(name, memory) for name in image.outputs},
         golden_cycles=golden.cycles, golden_errors=golden.errors,
-        hops=got.get("hops"), waves=wave_path)
+        hops=got.get("hops"), waves=wave_path,
+        timings={k: float(got[k]) for k in ("load_s", "run_s", "readback_s")})
     result.mismatches = compare(result, golden)
     if trace and result.mismatches:
         result.divergence = first_divergence(golden.trace, result.hops)
