@@ -30,8 +30,9 @@ the word is emitted one cycle later (``Latencies.mxm_acc``) on an SG4 group.
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
+from firmware.isa import ERROR_BITS, ErrorFlag
 from firmware.machine import SliceKind
 
 from ._lanes import bytes_of, delay, pick, rotate, stream_ports
@@ -67,7 +68,11 @@ class MxmSlice(wiring.Component):
     e_in, w_in : In([tile][stream][lane] bytes)
         Stream values at this slice's position.
     e_out, w_out, e_emit, w_emit : Out
-        ``ACC`` results and the streams they are driven onto.
+        ``ACC`` results and fused ``ABC`` emissions, and the streams they are
+        driven onto.
+    err : Out(ERROR_BITS)
+        ``STREAM_CONFLICT`` when a fused ``ABC`` emission and an ``ACC`` drive one
+        stream in one cycle (tile 0); the ``ABC``'s emission wins the hop.
     """
 
     def __init__(self, config, slice):
@@ -78,6 +83,7 @@ class MxmSlice(wiring.Component):
         super().__init__({
             "issue": In(data.ArrayLayout(issue_layout(_MXM), config.tiles)),
             **stream_ports(config),
+            "err": Out(ERROR_BITS),
         })
 
     @property
@@ -102,7 +108,9 @@ class MxmSlice(wiring.Component):
             chain = self._dot_product(m, k, dec, active, chain)
         for k in range(T):
             lanes = [delay(m, chain[k * L + j], k, f"t{k}_p{j}") for j in range(L)]
-            self._accumulators(m, k, decoded[k], lanes)
+            conflict = self._accumulators(m, k, decoded[k], lanes)
+            if k == 0:
+                m.d.comb += self.err.eq(Mux(conflict, int(ErrorFlag.STREAM_CONFLICT), 0))
         return m
 
     # -- per tile -------------------------------------------------------------
@@ -210,20 +218,38 @@ class MxmSlice(wiring.Component):
         rmw = acc_mem.read_port(transparent_for=(write,))
         out = acc_mem.read_port(transparent_for=(write,))
 
-        # ABC: (valid, acc, slot) follow the dot product down the pipeline; the slot
-        # is read one cycle before the accumulate (synchronous read port).
+        # ABC: (valid, acc, slot, fused emit) follow the dot product down the
+        # pipeline; the slot is read one cycle before the accumulate (synchronous
+        # read port).
         abc = dec["ABC"]
-        ctl = Cat(dec["abc"], abc.acc, abc.slot)
+        ctl = Cat(dec["abc"], abc.acc, abc.slot, abc.emit, abc.edir, abc.estream[2:])
         ahead = delay(m, ctl, lat.mxm_abc - 1, f"t{k}_abc")
         now = delay(m, ahead, 1, f"t{k}_abc_x")
-        m.d.comb += rmw.addr.eq(ahead[2:])
+        slot_bits = len(abc.slot)
+        now_valid, now_acc, now_slot = now[0], now[1], now[2:2 + slot_bits]
+        now_emit, now_edir = now[2 + slot_bits], now[3 + slot_bits]
+        now_egroup = now[4 + slot_bits:]
+        m.d.comb += rmw.addr.eq(ahead[2:2 + slot_bits])
         m.d.comb += [
-            write.en.eq(now[0]),
-            write.addr.eq(now[2:]),
+            write.en.eq(now_valid),
+            write.addr.eq(now_slot),
         ]
         for j in range(L):
-            old = Mux(now[1], rmw.data[j], 0)
+            old = Mux(now_acc, rmw.data[j], 0)
             m.d.comb += write.data[j].eq(old + lanes[j])
+
+        # Fused emit: the slot's new value, registered in the accumulate cycle x
+        # and driven in x + 1, exactly when an ACC issued at x would drive it.
+        fused_data = Signal.like(write.data, name=f"t{k}_fused_data")
+        fused = Signal(name=f"t{k}_fused")
+        fused_dir = Signal(name=f"t{k}_fused_dir")
+        fused_group = Signal(range(S // 4), name=f"t{k}_fused_group")
+        m.d.sync += [
+            fused_data.eq(write.data),
+            fused.eq(now_valid & now_emit),
+            fused_dir.eq(now_edir),
+            fused_group.eq(now_egroup),
+        ]
 
         # ACC: read the slot now, emit the int32 lanes on the SG4 group next cycle.
         acc = dec["ACC"]
@@ -236,13 +262,23 @@ class MxmSlice(wiring.Component):
             emit_dir.eq(acc.dir),
             group.eq(acc.stream[2:]),
         ]
-        words = [bytes_of(out.data[j], 4) for j in range(L)]
+        acc_words = [bytes_of(out.data[j], 4) for j in range(L)]
+        fused_words = [bytes_of(fused_data[j], 4) for j in range(L)]
+        clashes = []
         for s in range(S):
-            lane_bytes = Cat(*(words[j][s % 4] for j in range(L)))
-            on = emit & (group == s // 4)
+            acc_bytes = Cat(*(acc_words[j][s % 4] for j in range(L)))
+            fused_bytes = Cat(*(fused_words[j][s % 4] for j in range(L)))
+            a_on = emit & (group == s // 4)
+            f_on = fused & (fused_group == s // 4)
+            a_e, a_w = a_on & ~emit_dir, a_on & emit_dir
+            f_e, f_w = f_on & ~fused_dir, f_on & fused_dir
             m.d.comb += [
-                self.e_out[k][s].eq(lane_bytes),
-                self.w_out[k][s].eq(lane_bytes),
-                self.e_emit[k][s].eq(on & ~emit_dir),
-                self.w_emit[k][s].eq(on & emit_dir),
+                self.e_out[k][s].eq(Mux(f_e, fused_bytes, acc_bytes)),
+                self.w_out[k][s].eq(Mux(f_w, fused_bytes, acc_bytes)),
+                self.e_emit[k][s].eq(a_e | f_e),
+                self.w_emit[k][s].eq(a_w | f_w),
             ]
+            clashes += [a_e & f_e, a_w & f_w]
+        conflict = Signal(name=f"t{k}_conflict")
+        m.d.comb += conflict.eq(Cat(*clashes).any())
+        return conflict

@@ -125,3 +125,45 @@ def test_first_divergence_names_cycle_tile_slice_and_stream():
             d.lane) == (g, k, g - k, vxm + 1, "MEM_E0", "E", s, k * L + lane)
     assert d.actual == d.expected ^ 0x40
     assert "MEM_E0" in str(d) and f"cycle {g}" in str(d)
+
+
+# -- compiled programs -------------------------------------------------------------
+
+@pytest.mark.parametrize("config, shape", [("tiny", (6, 8, 8)), ("ulx3s", (16, 16, 16))])
+def test_compiled_gemm_amaranth(config, shape):
+    """A compiled GEMM (multi-column LW, fused ABC emit, RW) on the gateware."""
+    from firmware.compiler.gemm import compile_gemm
+    from sim.amaranth_run import run_image_amaranth
+    compiled = compile_gemm(config, *shape, seed=5)
+    rtl = run_image_amaranth(compiled.image)
+    assert_same(rtl, run_image(compiled.image), f"GEMM {shape} on {config}")
+    assert rtl.cycles == compiled.predicted_cycles
+    np.testing.assert_array_equal(compiled.result(rtl.memory), compiled.expected())
+
+
+def test_fused_emit_and_acc_collide_the_same_way():
+    """An ABC's fused emit and an ACC on one stream in one cycle: STREAM_CONFLICT in
+    both engines, the ABC's value wins the hop (docs/ARCHITECTURE.md section 2)."""
+    from firmware.asm import assemble
+    from sim.amaranth_run import run_image_amaranth
+    c = get_config("tiny")
+    x = c.latency.mxm_abc                       # the ABC at 0 accumulates at x
+    text = f"""
+.config tiny
+.queue MXM_E
+        ABC     W0, 1 -> W0
+        NOP     {x - 1}
+        ACC     1 -> W0
+        HALT
+"""
+    image = assemble(text)
+    golden = run_image(image)
+    assert golden.errors and golden.events[0].cycle == x + 1
+    assert_same(run_image_amaranth(image), golden, "fused emit vs ACC")
+
+
+def test_main_job_mlp_on_the_gateware():
+    """The README's main job: the example MLP on the gateware, bit-exact with ONNX."""
+    from firmware.models import demo_mlp
+    report = demo_mlp("ulx3s", "amaranth")
+    assert report.ok, str(report)
