@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 from firmware.isa import ErrorFlag
@@ -39,6 +40,7 @@ class AmaranthResult:
     err_cycle: int           # ... and its local cycle
     memory: dict             # MEM slice name -> uint8 [mem_words, VL]
     outputs: dict            # output name -> ndarray (ProgramImage.read_output)
+    hops: np.ndarray | None = None   # with trace: [cycles, 2, N, T, S, L] hop registers
 
     @property
     def error_flags(self):
@@ -46,13 +48,15 @@ class AmaranthResult:
 
 
 def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(SliceKind),
-                       readback="direct", timings=None):
+                       readback="direct", timings=None, trace=False):
     """Load ``image`` into a fresh ``TSP(image.config)``, run it, read everything back.
 
     ``max_cycles`` bounds the run (not the loading); past it
     :class:`SimulationTimeout` is raised instead of simulating forever.
     ``vcd_path`` writes the waveforms (and a GTKWave save file next to it).
     ``kinds`` is passed to :class:`~rtl.top.TSP` (MEM-only runs in tests).
+    ``trace``: record every hop register of every running cycle in ``hops``
+    (``[cycles, 2, N, T, S, L]``, the layout of :func:`sim.rtl_runner.first_divergence`).
     ``timings``: a dict that receives ``run_s``, the wall time from ``START`` to
     ``done`` (for speed measurements).
     ``readback``: ``"direct"`` takes the final memories from the simulator's block
@@ -64,6 +68,7 @@ def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(Sli
     c = image.config
     fp = c.floorplan
     dut = TSP(c, kinds=kinds)
+    nbytes = fp.width * c.tiles * c.streams * c.lanes
     out = {}
 
     async def command(ctx, cmd, sel=0, lane=0, addr=0, data=0):
@@ -100,7 +105,11 @@ def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(Sli
         ctx.set(dut.host.cmd, HostCmd.NONE)
         started = time.perf_counter()
         waited = 0
+        hops = []
         while not ctx.get(dut.done):
+            if trace and ctx.get(dut.running):
+                hops.append([_bytes(ctx.get(Value.cast(port)), nbytes)
+                             for port in (dut.fabric.e_in, dut.fabric.w_in)])
             if waited > max_cycles:
                 raise SimulationTimeout(f"{image.source or 'program'}: no done after "
                                         f"max_cycles = {max_cycles} cycles")
@@ -108,6 +117,9 @@ def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(Sli
             waited += 1
         if timings is not None:
             timings["run_s"] = time.perf_counter() - started
+        if trace:
+            out["hops"] = np.asarray(hops, np.uint8).reshape(
+                len(hops), 2, fp.width, c.tiles, c.streams, c.lanes)
         out["cycles"] = ctx.get(dut.cycles)
         out["errors"] = ctx.get(dut.errors)
         out["err_queue"] = ctx.get(dut.err_queue)
@@ -156,4 +168,8 @@ def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(Sli
     outputs = {name: image.read_output(name, out["memory"]) for name in image.outputs}
     return AmaranthResult(cycles=out["cycles"], errors=out["errors"],
                           err_queue=out["err_queue"], err_cycle=out["err_cycle"],
-                          memory=out["memory"], outputs=outputs)
+                          memory=out["memory"], outputs=outputs, hops=out.get("hops"))
+
+
+def _bytes(value, nbytes):
+    return np.frombuffer(int(value).to_bytes(nbytes, "little"), np.uint8)

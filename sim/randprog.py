@@ -13,7 +13,8 @@ model on every hop of every cycle.
   every access is in range and an ``RW`` reads one bank and writes the other;
 * each VXM ALU writes only the streams of its own (direction, SG4 group)
   pairs, so two ALUs never drive one hop in one cycle;
-* the MXM emits fused ``ABC`` results eastward and ``ACC`` results westward,
+* the MXM sends fused ``ABC`` results one way and ``ACC`` results the other
+  (which way is drawn per program, so both reach the chip in some programs),
   so those two never collide either;
 * fields are drawn from their legal ranges for the configuration.
 
@@ -40,6 +41,8 @@ class _Gen:
         self.c = config
         self.rng = rng
         self.fp = config.floorplan
+        #: direction of fused ABC emissions; ACCs take the other one
+        self.fused_dir = int(rng.integers(2))
 
     def pick(self, seq):
         return seq[int(self.rng.integers(len(seq)))]
@@ -140,13 +143,14 @@ class _Gen:
                                                "count": count - 1, "col": col}), stride
         span = n * abs(stride)
         slot = self.int(span if stride < 0 else 0, c.acc_slots - 1 - (span if stride > 0 else 0))
-        if m == "ACC":      # westward only: never collides with a fused ABC emission
-            return Instr(SliceKind.MXM, "ACC", {"dir": 1, "stream": 4 * self.int(0, S // 4 - 1),
+        if m == "ACC":      # never the fused emissions' direction: no collisions
+            return Instr(SliceKind.MXM, "ACC", {"dir": 1 - self.fused_dir,
+                                                "stream": 4 * self.int(0, S // 4 - 1),
                                                 "slot": slot}), stride
         f = {"dir": self.int(0, 1), "stream": self.int(0, S - 1), "acc": self.int(0, 1),
              "slot": slot}
         if self.chance(0.4):
-            f.update(emit=1, edir=0, estream=4 * self.int(0, S // 4 - 1))
+            f.update(emit=1, edir=self.fused_dir, estream=4 * self.int(0, S // 4 - 1))
         return Instr(SliceKind.MXM, "ABC", f), stride
 
     # -- SXM ------------------------------------------------------------------

@@ -4,7 +4,8 @@ Two engines run the gateware:
 
 * Amaranth's simulator (``sim.amaranth_run``), on ``tiny`` and ``ulx3s``, for
   the hand-written kernels and a fixed-seed batch of random valid programs
-  and of programs with one deliberate fault;
+  and of programs with one deliberate fault, with every hop register of every
+  cycle compared for the random ones;
 * Icarus through cocotb (``sim.rtl_runner``), on the Verilog of the same
   design, for a smaller batch on ``tiny`` with every hop register of every
   cycle compared (the ``ulx3s`` kernels run there too, under ``-m slow``).
@@ -62,12 +63,18 @@ def test_random_programs_amaranth(config, errors):
     from sim.amaranth_run import run_image_amaranth
     c = get_config(config)
     seeds = range(1000, 1000 + _count(4 if config == "tiny" else 1))
+    from sim.rtl_runner import first_divergence
     for seed in seeds:
         image = random_program(c, seed, errors=errors)
-        golden = run_image(image)
+        golden = run_image(image, trace=True)
         if errors:
             assert golden.errors, f"seed {seed}: the injected fault raised nothing"
-        assert_same(run_image_amaranth(image), golden, f"{config} seed {seed}")
+        rtl = run_image_amaranth(image, trace=True)
+        assert_same(rtl, golden, f"{config} seed {seed}")
+        # Every hop register of every cycle, not only what the program wrote back.
+        assert len(rtl.hops) == golden.cycles
+        divergence = first_divergence(golden.trace, rtl.hops)
+        assert divergence is None, f"{config} seed {seed}: {divergence}"
 
 
 # -- Icarus through cocotb -----------------------------------------------------
