@@ -22,7 +22,7 @@ from amaranth.sim import Simulator
 from firmware.isa import ErrorFlag
 from firmware.machine import SliceKind
 
-from rtl.top import TSP, HostCmd
+from rtl.top import TSP, HostCmd, load_commands
 
 
 __all__ = ["AmaranthResult", "SimulationTimeout", "run_image_amaranth"]
@@ -76,30 +76,8 @@ def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(Sli
         await ctx.tick()
 
     async def testbench(ctx):
-        for name, words in image.queues.items():
-            index = fp.queues.index(fp.queue(name))
-            if len(words) > c.queue_depth:
-                raise ValueError(f"queue {name}: {len(words)} words, its instruction memory "
-                                 f"holds {c.queue_depth}")
-            for i, w in enumerate(words):
-                await command(ctx, HostCmd.WRITE_INSTR, sel=index, addr=i, data=int(w))
-        for name, words in image.memory.items():
-            pos = fp.slice(name).pos
-            for a, v in words.items():
-                await command(ctx, HostCmd.WRITE_MEM, sel=pos, addr=a,
-                              data=int.from_bytes(np.asarray(v, np.uint8).tobytes(), "little"))
-        if image.lut is not None:
-            lut = np.asarray(image.lut, np.int8).reshape(c.vl, -1).view(np.uint8)
-            for lane, index in zip(*np.nonzero(lut)):
-                await command(ctx, HostCmd.WRITE_LUT, lane=int(lane), addr=int(index),
-                              data=int(lut[lane, index]))
-        for name, maps in image.perms.items():
-            pos = fp.slice(name).pos
-            for map_id, lanes in maps.items():
-                for lane, src in enumerate(lanes):
-                    if src != lane:
-                        await command(ctx, HostCmd.WRITE_MAP, sel=pos, lane=lane,
-                                      addr=map_id, data=int(src))
+        for cmd, operands in load_commands(image):
+            await command(ctx, cmd, **operands)
 
         await command(ctx, HostCmd.START)
         ctx.set(dut.host.cmd, HostCmd.NONE)

@@ -21,7 +21,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from firmware.image import ProgramImage
 from firmware.machine import SliceKind
-from rtl.top import HostCmd, host_layout
+from rtl.top import HostCmd, host_layout, load_commands
 
 
 class TB:
@@ -68,27 +68,8 @@ class TB:
         self.host_cycles += 1
 
     async def load(self, image):
-        fp = self.fp
-        for i, q in enumerate(fp.queues):
-            for addr, word in enumerate(image.queues.get(q.name, ())):
-                await self.command(HostCmd.WRITE_INSTR, sel=i, addr=addr, data=word)
-        for name, words in image.memory.items():
-            pos = fp.slice(name).pos
-            for addr, vec in sorted(words.items()):
-                await self.command(HostCmd.WRITE_MEM, sel=pos, addr=addr,
-                                   data=int.from_bytes(bytes(vec), "little"))
-        if image.lut is not None:
-            lut = np.asarray(image.lut, np.int8).view(np.uint8)
-            for lane, index in zip(*np.nonzero(lut)):       # tables reset to zero
-                await self.command(HostCmd.WRITE_LUT, lane=int(lane), addr=int(index),
-                                   data=int(lut[lane, index]))
-        for name, maps in image.perms.items():
-            pos = fp.slice(name).pos
-            for m, lanes in maps.items():
-                for lane, src in enumerate(lanes):
-                    if src != lane:                         # maps reset to the identity
-                        await self.command(HostCmd.WRITE_MAP, sel=pos, lane=lane, addr=m,
-                                           data=src)
+        for cmd, operands in load_commands(image):
+            await self.command(cmd, **operands)
 
     def _hops(self):
         """Every hop register now, uint8 [2, N, T, S, L] (east, west)."""

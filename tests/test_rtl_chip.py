@@ -34,12 +34,9 @@ def _count(default):
 
 
 def assert_same(rtl, golden, what):
-    assert rtl.cycles == golden.cycles, f"{what}: cycles RTL {rtl.cycles} golden {golden.cycles}"
-    assert rtl.errors == golden.errors, f"{what}: errors RTL {rtl.errors} golden {golden.errors}"
-    for name, want in golden.memory.items():
-        diff = np.argwhere(rtl.memory[name] != want)
-        assert not len(diff), (f"{what}: {name} differs in {len(diff)} bytes, first at word "
-                               f"{diff[0][0]:#x} lane {diff[0][1]}")
+    from sim.rtl_runner import compare
+    differences = compare(rtl, golden)
+    assert not differences, f"{what}: " + "; ".join(differences)
 
 
 # -- Amaranth's simulator ------------------------------------------------------
