@@ -1,0 +1,12 @@
+"""Board tops and their builds: the iCEBreaker (iCE40 UP5K) and the ULX3S-85F (ECP5).
+
+Importing this package is cheap (the CLI lists the boards from it); the board
+modules import Amaranth and the gateware.
+"""
+
+#: The boards, each a module here: ``boards.icebreaker``, ``boards.ulx3s``.
+BOARDS = ("icebreaker", "ulx3s")
+
+#: What a board can carry: the TSP behind the host link, the link alone with a
+#: scratch memory (``loopback``), or a UART echo (``echo``) to check the serial port.
+CORES = ("tsp", "loopback", "echo")

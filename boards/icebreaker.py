@@ -1,20 +1,30 @@
-"""The iCEBreaker (iCE40 UP5K) with the ``tiny`` TSP behind the FTDI's UART.
+"""The iCEBreaker (iCE40 UP5K) and the TSP it carries behind the FTDI's UART.
 
 Clock: the 12 MHz oscillator on pin 35 (a PLL pad) feeds ``SB_PLL40_PAD``;
-``pll_params`` picks the divider settings for the core clock the way
+:func:`pll_params` picks the divider settings for the core clock the way
 ``icepll`` does. LEDs: green lit while idle and blinking while running, red on
-an error flag. Build: ``python -m boards.icebreaker [build_dir]`` (YoWASP tools).
+an error flag. Serial: the FT2232H's second interface (``/dev/ttyUSB1`` when no
+other FTDI is plugged in; the first one programs the flash).
+Build: ``tsp build --board icebreaker`` (YoWASP tools).
 """
 
-import sys
-
-from amaranth.hdl import Elaboratable, Module, Signal, Instance
+from amaranth.hdl import Instance
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-from ._common import core_domain, attach_core, build
+from ._common import BoardTop
 
 
-__all__ = ["pll_params", "ICEBreakerTop", "build_icebreaker"]
+__all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "LOADER_BOARD", "TOP", "pll_params", "ICEBreakerTop"]
+
+#: The machine the iCEBreaker carries (a name of ``firmware.machine.CONFIGS``).
+CONFIG = "tiny"
+
+#: The core clock asked of the PLL (the issue's target: at least 24 MHz).
+CORE_FREQ = 24e6
+
+#: Extra options of Yosys's ``synth_ice40``: ``"-dsp"`` maps multipliers to the
+#: UP5K's eight SB_MAC16 instead of logic cells.
+SYNTH_OPTS = ""
 
 #: iCE40 PLL limits (Lattice TN1251): phase detector input, VCO, output dividers.
 PFD_MHZ = (10, 133)
@@ -45,40 +55,35 @@ def pll_params(f_in, f_out):
     return best
 
 
-class ICEBreakerTop(Elaboratable):
-    """PLL, reset, the linked TSP, LEDs. ``core_freq`` is the requested core clock;
-    the PLL's nearest achievable frequency is used (``self.core_freq``).
-    ``loopback`` puts :class:`~boards._common.LinkLoopback` in place of the TSP."""
+class ICEBreakerTop(BoardTop):
+    """The iCEBreaker's design: ``SB_PLL40_PAD``, then :class:`~boards._common.BoardTop`."""
 
-    def __init__(self, config="tiny", core_freq=12e6, loopback=False):
-        self.config = config
-        self.loopback = loopback
-        self.pll = pll_params(ICEBreakerPlatform().default_clk_frequency, core_freq)
-        self.core_freq = self.pll[-1]
+    family = "ice40"
+    platform_class = ICEBreakerPlatform
+    leds = {"led_status": ("led_g", 0), "led_error": ("led_r", 0)}
+    pll_params = staticmethod(pll_params)
 
-    def elaborate(self, platform):
-        m = Module()
+    def __init__(self, config=CONFIG, core_freq=CORE_FREQ, core="tsp"):
+        super().__init__(config, core_freq, core)
+
+    def add_pll(self, m, platform, clk, lock):
         divr, divf, divq, filt, _ = self.pll
         clk12 = platform.request("clk12", dir="-")
-        lock = Signal()
-        clk = core_domain(m, lock)
         m.submodules.pll = Instance(
             "SB_PLL40_PAD",
             p_FEEDBACK_PATH="SIMPLE", p_DIVR=divr, p_DIVF=divf, p_DIVQ=divq,
             p_FILTER_RANGE=filt,
             i_PACKAGEPIN=clk12.io, i_RESETB=1, i_BYPASS=0,
             o_PLLOUTGLOBAL=clk, o_LOCK=lock)
-        attach_core(m, platform, self.config, self.core_freq,
-                    led_status=platform.request("led_g", 0),
-                    led_error=platform.request("led_r", 0), loopback=self.loopback)
-        return m
 
 
-def build_icebreaker(build_dir="build/icebreaker", config="tiny", core_freq=12e6,
-                     loopback=False):
-    """Bitstream for the iCEBreaker; returns the :class:`~boards._common.BuildReport`."""
-    return build(ICEBreakerPlatform(), ICEBreakerTop(config, core_freq, loopback), build_dir)
+#: openFPGALoader's name of the board (``openFPGALoader -b icebreaker BITSTREAM``).
+LOADER_BOARD = "icebreaker"
+
+#: The board's design, for ``boards.build``.
+TOP = ICEBreakerTop
 
 
 if __name__ == "__main__":
-    print(build_icebreaker(*sys.argv[1:2]))
+    from .build import main
+    main("icebreaker")

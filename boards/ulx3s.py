@@ -1,20 +1,30 @@
-"""The ULX3S-85F (ECP5-85F) with the ``ulx3s`` TSP behind the FTDI's UART.
+"""The ULX3S-85F (ECP5-85F) and the TSP it carries behind the FTDI's UART.
 
-Clock: the 25 MHz oscillator feeds an ``EHXPLLL``; ``pll_params`` picks its
-dividers the way ``ecppll`` does. LEDs: LED 0 lit while idle and blinking while
-running, LED 1 after a finished run, LED 7 on an error flag. Build:
-``python -m boards.ulx3s [build_dir]`` (YoWASP tools).
+Clock: the 25 MHz oscillator feeds an ``EHXPLLL``; :func:`pll_params` picks its
+dividers the way ``ecppll`` does. LEDs: LED 0 lit while idle and blinking
+while running, LED 1 after a finished run, LED 7 on an error flag. Serial: the
+FT231X on the US1 connector (``/dev/ttyUSB0`` when no other FTDI is plugged in),
+which also programs the FPGA.
+Build: ``tsp build --board ulx3s`` (YoWASP tools).
 """
 
-import sys
-
-from amaranth.hdl import Elaboratable, Module, Signal, Instance
+from amaranth.hdl import Instance
+from amaranth.lib import io
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from ._common import core_domain, attach_core, build
+from ._common import BoardTop
 
 
-__all__ = ["pll_params", "ULX3STop", "build_ulx3s"]
+__all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "LOADER_BOARD", "TOP", "pll_params", "ULX3STop"]
+
+#: The machine the ULX3S carries (a name of ``firmware.machine.CONFIGS``).
+CONFIG = "ulx3s"
+
+#: The core clock asked of the PLL (the issue's target: at least 50 MHz).
+CORE_FREQ = 50e6
+
+#: Extra options of Yosys's ``synth_ecp5`` (multipliers map to MULT18X18D as is).
+SYNTH_OPTS = ""
 
 #: ECP5 PLL limits (Lattice TN1263 / ecppll): input divider, feedback, output divider.
 PFD_MHZ = (3.125, 400)
@@ -41,23 +51,20 @@ def pll_params(f_in, f_out):
     return best
 
 
-class ULX3STop(Elaboratable):
-    """PLL, reset, the linked TSP, LEDs. ``core_freq`` is the requested core clock;
-    the PLL's nearest achievable frequency is used (``self.core_freq``).
-    ``loopback`` puts :class:`~boards._common.LinkLoopback` in place of the TSP."""
+class ULX3STop(BoardTop):
+    """The ULX3S's design: ``EHXPLLL``, then :class:`~boards._common.BoardTop`."""
 
-    def __init__(self, config="ulx3s", core_freq=25e6, loopback=False):
-        self.config = config
-        self.loopback = loopback
-        self.pll = pll_params(ULX3S_85F_Platform().default_clk_frequency, core_freq)
-        self.core_freq = self.pll[-1]
+    family = "ecp5"
+    platform_class = ULX3S_85F_Platform
+    leds = {"led_status": ("led", 0), "led_done": ("led", 1), "led_error": ("led", 7)}
+    pll_params = staticmethod(pll_params)
 
-    def elaborate(self, platform):
-        m = Module()
+    def __init__(self, config=CONFIG, core_freq=CORE_FREQ, core="tsp"):
+        super().__init__(config, core_freq, core)
+
+    def add_pll(self, m, platform, clk, lock):
         clki, clkfb, clkop, _ = self.pll
-        clk25 = platform.request("clk25", 0)
-        lock = Signal()
-        clk = core_domain(m, lock)
+        m.submodules.clk25 = clk25 = io.Buffer("i", platform.request("clk25", 0, dir="-"))
         m.submodules.pll = Instance(
             "EHXPLLL",
             # Loop filter settings ecppll writes for every configuration.
@@ -72,16 +79,15 @@ class ULX3STop(Elaboratable):
             i_RST=0, i_STDBY=0, i_CLKI=clk25.i, o_CLKOP=clk, i_CLKFB=clk,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=lock)
-        attach_core(m, platform, self.config, self.core_freq,
-                    led_status=platform.request("led", 0), led_error=platform.request("led", 7),
-                    led_done=platform.request("led", 1), loopback=self.loopback)
-        return m
 
 
-def build_ulx3s(build_dir="build/ulx3s", config="ulx3s", core_freq=25e6, loopback=False):
-    """Bitstream for the ULX3S-85F; returns the :class:`~boards._common.BuildReport`."""
-    return build(ULX3S_85F_Platform(), ULX3STop(config, core_freq, loopback), build_dir)
+#: openFPGALoader's name of the board (``openFPGALoader -b ulx3s BITSTREAM``).
+LOADER_BOARD = "ulx3s"
+
+#: The board's design, for ``boards.build``.
+TOP = ULX3STop
 
 
 if __name__ == "__main__":
-    print(build_ulx3s(*sys.argv[1:2]))
+    from .build import main
+    main("ulx3s")

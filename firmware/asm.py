@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .image import ImageError, Output, ProgramImage
+from .image import MAGIC as IMAGE_MAGIC, ImageError, Output, ProgramImage
 from .isa import (
     OPS, WORD_BITS, VXM_UNARY, DecodeError, Instr, Operand, OperandKind,
     check, decode, encode, op_by_mnemonic,
@@ -80,9 +80,10 @@ class _LineError(Exception):
 
 # -- lexical level ------------------------------------------------------------
 
-_RESERVED = re.compile(r"^([EW]\d+|ALU\d+|ZERO)$", re.IGNORECASE)
-_STREAM = re.compile(r"^([EW])(\d+)$", re.IGNORECASE)
-_ALU = re.compile(r"^ALU(\d+)$", re.IGNORECASE)
+# re.ASCII: ``\d`` would otherwise take other scripts' digits ("E١" as stream 1).
+_RESERVED = re.compile(r"^([EW]\d+|ALU\d+|ZERO)$", re.IGNORECASE | re.ASCII)
+_STREAM = re.compile(r"^([EW])(\d+)$", re.IGNORECASE | re.ASCII)
+_ALU = re.compile(r"^ALU(\d+)$", re.IGNORECASE | re.ASCII)
 _KWARG = re.compile(r"^([A-Za-z_]\w*)\s*=\s*(.+)$")
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 _OUTPUT_NAME = re.compile(r"^[A-Za-z_][\w.]*$")
@@ -95,6 +96,9 @@ _BINOPS = {
 }
 _UNOPS = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}
 _MAX_SHIFT = 256     # keeps "1 << 10**9" from eating the machine; no field is this wide
+#: Values are kept below 2**_MAX_BITS in magnitude (the widest field is 64 bits): else
+#: ".equ" chains of products grow without bound ("A1, A0 * A0", "A2, A1 * A1", ...).
+_MAX_BITS = 128
 
 
 def _strip_comment(line):
@@ -118,8 +122,10 @@ def _evaluate(text, equs):
     """An integer expression of numbers and ``.equ`` names."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
-        raise _LineError(f"{text!r} is not a number or an expression") from None
+    except (SyntaxError, ValueError):           # ValueError: a NUL byte, a lone surrogate
+        raise _LineError(f"{_clip(text)!r} is not a number or an expression") from None
+    except (RecursionError, MemoryError):       # nested thousands deep
+        raise _LineError(f"expression {_clip(text)!r} is nested too deeply") from None
 
     def ev(node):
         if isinstance(node, ast.Constant) and type(node.value) is int:
@@ -136,10 +142,25 @@ def _evaluate(text, equs):
                 raise _LineError(f"division by zero in {text!r}")
             if isinstance(node.op, (ast.LShift, ast.RShift)) and not 0 <= right <= _MAX_SHIFT:
                 raise _LineError(f"shift by {right} in {text!r}")
-            return _BINOPS[type(node.op)](left, right)
-        raise _LineError(f"{text!r} is not a number or an integer expression")
+            return _bounded(_BINOPS[type(node.op)](left, right), text)
+        raise _LineError(f"{_clip(text)!r} is not a number or an integer expression")
 
-    return ev(tree.body)
+    try:
+        return _bounded(ev(tree.body), text)
+    except RecursionError:
+        raise _LineError(f"expression {_clip(text)!r} is nested too deeply") from None
+
+
+def _bounded(value, text):
+    if abs(value) >> _MAX_BITS:
+        raise _LineError(f"value of {_clip(text)!r} is out of range (more than {_MAX_BITS} bits)")
+    return value
+
+
+def _clip(text, most=60):
+    """``text`` shortened for an error message."""
+    text = text.strip()
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def _stream(text):
@@ -730,8 +751,19 @@ def assemble(text, config=None, filename="<string>"):
 
 
 def assemble_file(path, config=None):
-    with open(path) as f:
-        return assemble(f.read(), config, filename=str(path))
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw.startswith(IMAGE_MAGIC):
+        raise AsmError(str(path), 1, "file", "this is a program image, not assembler text "
+                       "('tsp disasm' turns it into text; 'tsp run' takes it as it is)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise AsmError(str(path), line, "file", f"not UTF-8 text (byte {raw[e.start]:#04x} "
+                       f"at offset {e.start}); is it a program image? ('tsp run' takes "
+                       ".bin images)") from None
+    return assemble(text, config, filename=str(path))
 
 
 # -- disassembler -----------------------------------------------------------

@@ -13,6 +13,8 @@ import numpy as np
 
 from sim.engines import ENGINES
 
+from . import boards_cli
+
 
 
 
@@ -85,6 +87,9 @@ def cmd_disasm(args):
 
 def cmd_run(args):
     image = _load_program(args.program, args.config)
+    if args.board:
+        from .boards_cli import cmd_run_board
+        return cmd_run_board(args, image)
     result = _run_engine(image, args.engine, waves=getattr(args, "waves", None))
     report = _result_json(image, result, args.engine)
     if args.json:
@@ -194,7 +199,15 @@ def cmd_run_onnx(args):
     model, imported = _import_model(args.model)
     feeds = _load_feeds(args.inputs, imported)
     compiled = _compile_model(args.model, imported, feeds, args.config)
-    result, values = compiled.run(args.engine)
+    if args.board:
+        from .boards_cli import cmd_run_onnx_board
+        return cmd_run_onnx_board(args, model, imported, feeds, compiled)
+    if args.waves:                      # the same run as compiled.run(), with a wave file
+        from sim.engines import run_on
+        result = run_on(args.engine, compiled.image, waves=args.waves)
+        values = compiled.results(result.memory)
+    else:
+        result, values = compiled.run(args.engine)
     outs = imported.host_outputs(values)
     ref = dict(zip([o.name for o in model.graph.output],
                    ReferenceEvaluator(model).run(None, {n: feeds[n] for n in imported.inputs})))
@@ -223,6 +236,36 @@ def cmd_run_onnx(args):
     return 1 if bad else 0
 
 
+def cmd_bench(args):
+    """The benchmark suite (:mod:`firmware.bench`); exit status 1 when a check failed."""
+    from .bench import BenchError, run
+    try:
+        return run(args)[1]
+    except BenchError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_fuzz(args):
+    """Differential fuzzing (:mod:`sim.fuzz`); exit status 1 on any mismatch."""
+    from sim.fuzz import main
+    try:
+        return main(args)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_diff(args):
+    """Golden model vs gateware, cycle by cycle (:mod:`sim.diff`); exit status 1 if they differ."""
+    from sim.diff import main
+    return main(args)
+
+
+def cmd_schedule(args):
+    """Pictures of a compiled program's schedule (:mod:`firmware.compiler.schedule_view`)."""
+    from .compiler.schedule_view import main
+    return main(args)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="tsp", description="Open tensor streaming processor tools")
     sub = p.add_subparsers(dest="command", required=True)
@@ -245,6 +288,7 @@ def build_parser():
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--waves", help="RTL engine: write an FST wave file here")
     s.set_defaults(func=cmd_run)
+    boards_cli.add_board_args(s)
 
     s = sub.add_parser("verilog", help="write the gateware as Verilog")
     s.add_argument("--config", required=True)
@@ -273,7 +317,43 @@ def build_parser():
     s.add_argument("--engine", choices=ENGINES, default="golden")
     s.add_argument("--outputs", help="write the outputs to this .npz")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--waves", help="RTL engines: write a wave file (and its .gtkw) here")
     s.set_defaults(func=cmd_run_onnx)
+    boards_cli.add_board_args(s)
+
+    boards_cli.add_build_parser(sub).set_defaults(func=boards_cli.cmd_build)
+
+    s = sub.add_parser("bench", help="run the benchmark suite, write BENCHMARKS.md and JSON")
+    from .bench import add_arguments as bench_arguments
+    bench_arguments(s)
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("diff", help="golden model vs gateware in lockstep: the first divergence, "
+                                    "with a wave file around it")
+    s.add_argument("program", help=".s, .bin, .onnx, or a folder written by tsp compile")
+    s.add_argument("--config")
+    s.add_argument("--inputs", help="ONNX model: .npz of inputs (default zeros)")
+    s.add_argument("--engine", choices=("rtl", "amaranth"), default="rtl",
+                   help="rtl: the Verilog on Icarus (FST waves); amaranth: Amaranth's simulator (VCD)")
+    s.add_argument("--variant", help="run a deliberately broken gateware (sim/broken.py)")
+    s.add_argument("--waves", help="wave file around the divergence (default PROGRAM-diff.fst)")
+    s.add_argument("--no-waves", action="store_true", help="write no wave file")
+    s.add_argument("--window", type=int, default=12, help="cycles before and after (default 12)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_diff)
+
+    s = sub.add_parser("schedule", help="picture (PNG + HTML) of a compiled program's schedule")
+    s.add_argument("program", help="a folder written by tsp compile, or .bin, .s, .onnx")
+    s.add_argument("--config")
+    s.add_argument("--inputs", help="ONNX model: .npz of inputs (default zeros)")
+    s.add_argument("-o", "--output", default="schedule.png", help="the PNG (default schedule.png)")
+    s.add_argument("--html", help="the HTML page (default: the PNG's name with .html)")
+    s.set_defaults(func=cmd_schedule)
+
+    s = sub.add_parser("fuzz", help="random programs on the golden model and the RTL, compared")
+    from sim.fuzz import add_arguments as fuzz_arguments
+    fuzz_arguments(s)
+    s.set_defaults(func=cmd_fuzz)
     return p
 
 

@@ -39,7 +39,8 @@ from enum import IntEnum
 
 import numpy as np
 
-from .isa import WORD_BITS
+from .ecc import EccStatus
+from .isa import WORD_BITS, ErrorFlag
 from .machine import SliceKind, get_config
 
 
@@ -65,8 +66,13 @@ HEADER_BYTES = sum(n for _, n in HEADER)
 REPLY_HEADER_BYTES = 2
 
 #: ``STATUS`` reply data: (field, bytes), little-endian, in order. ``flags`` has
-#: ``running`` in bit 0 and ``done`` in bit 1.
-STATUS_FIELDS = (("flags", 1), ("cycles", 4), ("errors", 1), ("err_queue", 1), ("err_cycle", 4))
+#: ``running`` in bit 0 and ``done`` in bit 1; ``errors`` the ``ErrorFlag`` bits;
+#: ``err_queue``/``err_cycle`` the first stopping error; ``ecc_corrected`` the
+#: single-bit errors MEM reads corrected; ``ecc_slice``/``ecc_tile``/``ecc_addr``
+#: the first uncorrectable read (when ``errors`` has ``MEM_ECC``; ``firmware/ecc.py``).
+#: All of them as the TSP's status outputs (``rtl/top.py``), cleared by ``START``.
+STATUS_FIELDS = (("flags", 1), ("cycles", 4), ("errors", 1), ("err_queue", 1), ("err_cycle", 4),
+                 ("ecc_corrected", 4), ("ecc_slice", 1), ("ecc_tile", 1), ("ecc_addr", 2))
 STATUS_BYTES = sum(n for _, n in STATUS_FIELDS)
 
 #: A silence of this many byte times inside a frame ends it (``Reply.TIMEOUT``).
@@ -106,6 +112,8 @@ class Op(IntEnum):
     WRITE_LUT = 0x05       # lane = table; byte i -> entry addr + i
     WRITE_MAP = 0x06       # sel = SXM position, addr = map; word i -> source of lane + i
     START = 0x07
+    RESET = 0x08           # stop a run; clear running, done, cycle counter and errors (served
+                           # while running; memories, tables, maps and instructions are kept)
 
 
 class Reply(IntEnum):
@@ -199,7 +207,16 @@ class ErrorReply(HostLinkError):
         super().__init__(f"{request}: the bridge answered {code.name}")
 
 
-Status = namedtuple("Status", "running done cycles errors err_queue err_cycle")
+class Status(namedtuple("Status", "running done cycles errors err_queue err_cycle "
+                                  "ecc_corrected ecc_slice ecc_tile ecc_addr")):
+    """The TSP's status, as ``STATUS`` returns it (see :data:`STATUS_FIELDS`)."""
+    __slots__ = ()
+
+    @property
+    def ecc(self):
+        """The ECC fields as the golden model's ``RunResult.ecc``."""
+        return EccStatus(corrected=self.ecc_corrected, failed=bool(self.errors & ErrorFlag.MEM_ECC),
+                         slice=self.ecc_slice, tile=self.ecc_tile, addr=self.ecc_addr)
 
 #: One prepared request: its frame, tag, description, and the reply data it expects.
 _Request = namedtuple("_Request", "frame tag what reply_data")
@@ -214,6 +231,7 @@ class HostRunResult:
     err_cycle: int
     memory: dict             # MEM slice name -> uint8 [mem_words, VL] (empty unless requested)
     outputs: dict            # output name -> ndarray (ProgramImage.read_output)
+    ecc: EccStatus = EccStatus()   # corrections, first uncorrectable read
 
 
 class HostLink:
@@ -403,6 +421,10 @@ class HostLink:
     def start(self):
         self.request(Op.START)
 
+    def reset(self):
+        """Stop whatever runs and bring the TSP to idle (its memories keep their contents)."""
+        self.request(Op.RESET)
+
     def status(self):
         """The TSP's status: a :class:`Status`."""
         data = self.request(Op.STATUS, reply_data=STATUS_BYTES)
@@ -443,7 +465,9 @@ class HostLink:
         machine is in its reset state and writes only what differs from it
         (much less traffic; what the simulated board uses in tests).
         Instruction words past a queue's program are not cleared: the program
-        ends at its ``HALT`` before reaching them.
+        ends at its ``HALT`` before reaching them. A queue the image leaves out
+        gets a ``HALT`` in its first word (``fresh=False``), so that an earlier
+        program in it does not run again.
         """
         c = self.config
         fp = c.floorplan
@@ -456,6 +480,10 @@ class HostLink:
                 words.pop()
             if words:
                 reqs += self.queue_requests(fp.queues.index(fp.queue(name)), words)
+        if not fresh:
+            used = {fp.queues.index(fp.queue(name)) for name in image.queues}
+            for i in sorted(set(range(len(fp.queues))) - used):
+                reqs += self.queue_requests(i, [0])          # a zero word is HALT
         for s in fp.of_kind(SliceKind.MEM):
             if fresh:
                 mem = image.memory.get(s.name, {})
@@ -502,7 +530,8 @@ class HostLink:
                 view[sname] = arr
             outputs[name] = out.read(view)
         return HostRunResult(cycles=st.cycles, errors=st.errors, err_queue=st.err_queue,
-                             err_cycle=st.err_cycle, memory=mems, outputs=outputs)
+                             err_cycle=st.err_cycle, memory=mems, outputs=outputs,
+                             ecc=st.ecc)
 
 
 def _runs(addrs):
@@ -566,16 +595,20 @@ class SimTransport:
     Time is the simulator's (``clk_freq`` Hz): the simulation advances only
     while the client waits for bytes (:meth:`read`) or idles, so a timeout of
     the client is simulated time, however slow the simulation runs. ``kinds``
-    is passed to the TSP (a MEM-only machine simulates faster).
+    is passed to the TSP (a MEM-only machine simulates faster). ``dut`` replaces
+    the ``LinkedTSP`` with another component that has its ``rx``, ``tx`` and
+    ``tsp`` (the board's gateware, ``boards._common.BoardCore``, built with
+    the same ``divisor`` and ``timeout_bytes``).
     """
 
     def __init__(self, config, divisor=4, timeout_bytes=FRAME_TIMEOUT_BYTES, clk_freq=1e6,
-                 **tsp_args):
+                 dut=None, **tsp_args):
         from amaranth.sim import Simulator          # the gateware is only needed here
         from rtl.hostlink import LinkedTSP
         self.config = get_config(config)
         self.divisor = divisor
-        self.dut = LinkedTSP(self.config, divisor, timeout_bytes, **tsp_args)
+        self.dut = dut if dut is not None else LinkedTSP(self.config, divisor, timeout_bytes,
+                                                         **tsp_args)
         self.baud = clk_freq / divisor
         self.frame_timeout = timeout_bytes * BITS_PER_BYTE / self.baud
         #: Base wait for a reply: long enough for the bridge to notice a truncated frame.

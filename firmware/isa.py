@@ -46,8 +46,10 @@ class ErrorFlag(IntFlag):
     ADDR_RANGE = 1 << 2        # an address (MEM, weight column, accumulator slot) out of range
     STREAM_CONFLICT = 1 << 3   # two results driven onto one stream hop in one cycle
     DEADLOCK = 1 << 4          # every running queue waits in Sync and nobody notifies
+    MEM_ECC = 1 << 5           # a MEM read found an uncorrectable (double-bit) ECC error;
+                               # the only flag that does not stop the machine (firmware/ecc.py)
 
-ERROR_BITS = 5
+ERROR_BITS = 6
 
 
 class OperandKind(IntEnum):
@@ -238,6 +240,19 @@ VXM_CONVERT = {"REQUANT": (1, 0), "WIDEN": (0, 1), "NARROW": (1, 0), "LUT": (0, 
                "LUTW": (0, 0)}
 #: VXM ops that only ALU 0 may run (it owns the lookup table).
 VXM_ALU0_ONLY = frozenset({"LUT", "LUTW"})
+#: VXM ops that need the ALU's multiplier (``Config.mul_alus`` lists the ALUs that have one).
+VXM_MUL_OPS = frozenset({"MUL", "MULS", "REQUANT"})
+
+
+def vxm_alu_can(config, alu, mnemonic):
+    """Can ALU ``alu`` of ``config``'s VXM run ``mnemonic``? (The one rule the
+    assembler, the golden model, the gateware's legality check and the
+    compiler's ALU assignment share.)"""
+    if mnemonic in VXM_ALU0_ONLY:
+        return alu == 0
+    if mnemonic in VXM_MUL_OPS:
+        return alu in config.mul_alus
+    return True
 #: Unary VXM ops (b is not read).
 VXM_UNARY = frozenset({"RELU", "NEG", "REQUANT", "WIDEN", "NARROW", "MOV", "LUT", "LUTW"})
 
@@ -413,6 +428,9 @@ def check(instr, queue, config):
             bad(ErrorFlag.ILLEGAL_INSTR, f"{m} has fixed types; its dtype bit must be 0")
         if m in VXM_ALU0_ONLY and queue.alu != 0:
             bad(ErrorFlag.ILLEGAL_INSTR, f"{m} runs on ALU 0 only (it owns the lookup table)")
+        elif not vxm_alu_can(config, queue.alu, m):
+            bad(ErrorFlag.ILLEGAL_INSTR, f"{m} needs a multiplier; on config {config.name!r} "
+                f"the ALUs with one are {list(config.mul_alus) or 'none'}")
         srcs = [("a", f["a"])]
         if m not in VXM_UNARY:
             srcs.append(("b", f["b"]))

@@ -80,10 +80,15 @@ class Config:
     ``mxm``              sides that carry an MXM, e.g. ``("E",)``
     ``sxm``              sides that carry an SXM
     ``vxm_alus``         chained ALUs per lane in the VXM (one queue each)
+    ``vxm_mul_alus``     the ALUs that have a multiplier (``MUL``, ``MULS``, ``REQUANT``);
+                         ``None``: every ALU. The FPGA sets give it to few ALUs: a
+                         32x33 multiplier with REQUANT's rounding shifter costs more
+                         than the rest of an ALU lane (``docs/ARCHITECTURE.md``)
     ``acc_slots``        int32 accumulator vectors held by each MXM
     ``sxm_maps``         permutation maps each SXM holds
     ``queue_depth``      instruction words per queue (instruction memory)
     ``rtl``              whether this set is meant to elaborate as gateware
+    ``ecc``              SECDED check bits on every MEM word (``firmware/ecc.py``)
     """
     name: str
     tiles: int
@@ -94,10 +99,12 @@ class Config:
     mxm: tuple = ("E",)
     sxm: tuple = ("W", "E")
     vxm_alus: int = 4
+    vxm_mul_alus: tuple = None
     acc_slots: int = 256
     sxm_maps: int = 4
     queue_depth: int = 256
     rtl: bool = True
+    ecc: bool = True
 
     def __post_init__(self):
         def need(cond, fld, msg):
@@ -117,8 +124,14 @@ class Config:
         need(2 * self.bank_words <= 1 << 13, "bank_words",
              "MEM addresses are 13 bits: at most 4096 words per bank")
         need(self.bank_words & (self.bank_words - 1) == 0, "bank_words", "must be a power of two")
+        need(isinstance(self.ecc, bool), "ecc", "must be True or False")
         need(self.vl <= 512, "lanes", "at most 512 lanes in all (9-bit lane fields)")
         need(self.vxm_alus <= 16, "vxm_alus", "at most 16 ALUs per lane (4-bit ALU fields)")
+        need(self.vxm_mul_alus is None or (
+                isinstance(self.vxm_mul_alus, tuple)
+                and all(isinstance(a, int) and 0 <= a < self.vxm_alus for a in self.vxm_mul_alus)
+                and len(set(self.vxm_mul_alus)) == len(self.vxm_mul_alus)),
+             "vxm_mul_alus", f"must be None or a tuple of distinct ALU numbers 0..{self.vxm_alus - 1}")
         need(self.acc_slots <= 4096, "acc_slots", "at most 4096 (12-bit slot fields)")
         need(self.sxm_maps <= 512, "sxm_maps", "at most 512")
         need(self.queue_depth <= 1 << 16, "queue_depth", "at most 65536")
@@ -134,6 +147,13 @@ class Config:
     def vl(self):
         """Vector length in bytes: one byte per lane."""
         return self.tiles * self.lanes
+
+    @property
+    def mul_alus(self):
+        """The ALUs with a multiplier, in order."""
+        if self.vxm_mul_alus is None:
+            return tuple(range(self.vxm_alus))
+        return tuple(sorted(self.vxm_mul_alus))
 
     @property
     def mem_words(self):
@@ -291,10 +311,15 @@ CONFIGS = {
         Config("tiny", tiles=2, lanes=2, streams=4, mem_slices=2, bank_words=256,
                mxm=("E",), sxm=("E",), vxm_alus=2, acc_slots=16, sxm_maps=2,
                queue_depth=128),
-        # The ULX3S-85F (ECP5-85F).
-        Config("ulx3s", tiles=4, lanes=4, streams=8, mem_slices=4, bank_words=512,
-               mxm=("E",), sxm=("W", "E"), vxm_alus=4, acc_slots=256, sxm_maps=4,
-               queue_depth=512),
+        # The ULX3S-85F (ECP5-85F). Measured, not guessed (docs/ARCHITECTURE.md,
+        # "The FPGA sets"): at 4 x 4 lanes the VXM alone synthesised to 144k LUT4
+        # and the 16x16 MXM to 256 multipliers, against the part's 84k LUT4 and
+        # 156 MULT18X18D. So VL is 8 (still 4 tiles of stagger), only ALU 1 of
+        # the four has the multiplier (REQUANT/MUL/MULS), and the banks are
+        # 1024 words deep (one 1024 x 18 DP16KD per tile and bank).
+        Config("ulx3s", tiles=4, lanes=2, streams=8, mem_slices=4, bank_words=1024,
+               mxm=("E",), sxm=("W", "E"), vxm_alus=4, vxm_mul_alus=(1,), acc_slots=256,
+               sxm_maps=4, queue_depth=512),
         # The real chip's geometry, for the golden model and the compiler only.
         # (The chip has two 320x320 planes per hemisphere; one per side here.)
         Config("groq", tiles=20, lanes=16, streams=32, mem_slices=44, bank_words=4096,

@@ -19,7 +19,7 @@ are unanswered (a UART cannot be held off: past that, bytes are lost and the
 frames they belonged to fail their CRC).
 """
 
-from amaranth.hdl import Module, Signal, Cat, Const, Array, Mux
+from amaranth.hdl import Module, Signal, Cat, Const, Array, Mux, ResetInserter
 from amaranth.lib import crc, data, enum, stream, wiring, memory
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.cdc import FFSynchronizer
@@ -352,11 +352,25 @@ class ReplyFramer(wiring.Component):
         return m
 
 
-def status_value(running, done, cycles, errors, err_queue, err_cycle):
+#: The TSP's status outputs the bridge reports (``TSP`` ports of the same names).
+STATUS_PORTS = ("running", "done", "cycles", "errors", "err_queue", "err_cycle",
+                "ecc_corrected", "ecc_slice", "ecc_tile", "ecc_addr")
+
+
+def status_ports(config):
+    """The signature members of :data:`STATUS_PORTS`, shaped as ``TSP(config)``'s outputs."""
+    fp = config.floorplan
+    return {"running": In(1), "done": In(1), "cycles": In(CYCLE_BITS), "errors": In(ERROR_BITS),
+            "err_queue": In(range(len(fp.queues) + 1)), "err_cycle": In(CYCLE_BITS),
+            "ecc_corrected": In(CYCLE_BITS), "ecc_slice": In(range(fp.width)),
+            "ecc_tile": In(range(config.tiles)), "ecc_addr": In(range(config.mem_words))}
+
+
+def status_value(running, done, **fields):
     """The ``STATUS`` reply data as one little-endian value, field by field as
-    ``firmware.hostlink.STATUS_FIELDS`` orders them."""
-    values = {"flags": Cat(running, done), "cycles": cycles, "errors": errors,
-              "err_queue": err_queue, "err_cycle": err_cycle}
+    ``firmware.hostlink.STATUS_FIELDS`` orders them (``fields``: the rest of
+    :data:`STATUS_PORTS` by name)."""
+    values = {"flags": Cat(running, done), **fields}
     missing = set(values) ^ {name for name, _ in STATUS_FIELDS}
     assert not missing, f"STATUS_FIELDS and the gateware disagree on {missing}"
     parts = []
@@ -374,6 +388,7 @@ class _Action(enum.Enum, shape=3):
     START = 2
     READ = 3
     WRITE = 4
+    RESET = 5
 
 
 class CommandExecutor(wiring.Component):
@@ -383,8 +398,8 @@ class CommandExecutor(wiring.Component):
     byte, two cycles a byte: the buffer's read port is synchronous) and issue
     one host command per word; ``READ_MEM`` issues one command per word and
     sends the word from ``rdata`` the cycle after. Every request but
-    ``STATUS`` is refused with ``BUSY`` while the TSP runs, since the host port
-    ignores it then.
+    ``STATUS`` and ``RESET`` is refused with ``BUSY`` while the TSP runs, since the
+    host port ignores it then. ``RESET`` raises ``tsp_reset`` for one cycle.
 
     Members
     -------
@@ -392,15 +407,16 @@ class CommandExecutor(wiring.Component):
     buf_addr : Out, buf_data : In
         Read port of the frame buffer (data the cycle after the address).
     host : Out(host_layout(config))
-    rdata, running, done, cycles, errors, err_queue, err_cycle : In
+    rdata, and every name of :data:`STATUS_PORTS` : In
         The TSP's outputs.
     o : Out(stream.Signature(8)), length : Out(8)
         The reply payload, to :class:`ReplyFramer`.
+    tsp_reset : Out(1)
+        One cycle: reset the TSP's run state (``RESET``).
     """
 
     def __init__(self, config):
         self._config = config
-        nq = len(config.floorplan.queues)
         super().__init__({
             "valid":     In(1),
             "code":      In(8),
@@ -412,14 +428,10 @@ class CommandExecutor(wiring.Component):
             "buf_data":  In(8),
             "host":      Out(host_layout(config)),
             "rdata":     In(8 * config.vl),
-            "running":   In(1),
-            "done":      In(1),
-            "cycles":    In(CYCLE_BITS),
-            "errors":    In(ERROR_BITS),
-            "err_queue": In(range(nq + 1)),
-            "err_cycle": In(CYCLE_BITS),
+            **status_ports(config),
             "o":         Out(stream.Signature(8)),
             "length":    Out(8),
+            "tsp_reset": Out(1),
         })
 
     def _wbytes(self, m):
@@ -443,8 +455,7 @@ class CommandExecutor(wiring.Component):
         hdr = self.header
         self._wbytes(m)
 
-        status = status_value(self.running, self.done, self.cycles, self.errors,
-                              self.err_queue, self.err_cycle)
+        status = status_value(**{name: getattr(self, name) for name in STATUS_PORTS})
         shreg = Signal(max(len(status) + 8 * REPLY_HEADER_BYTES, 8 * c.vl))
         left = Signal(range(len(shreg) // 8 + 1))      # bytes of shreg still to send
         count = Signal(8)                               # words done
@@ -500,6 +511,11 @@ class CommandExecutor(wiring.Component):
                             judge(_Action.STATUS)
                     with m.Elif(~Cat(hdr.op == op for op in Op).any()):
                         judge(_Action.REPLY, Reply.BAD_OP)
+                    with m.Elif(hdr.op == Op.RESET):
+                        with m.If(self.words != 0):
+                            judge(_Action.REPLY, Reply.BAD_LENGTH)
+                        with m.Else():
+                            judge(_Action.RESET)
                     with m.Elif(self.running):
                         judge(_Action.REPLY, Reply.BUSY)
                     with m.Elif(hdr.op == Op.START):
@@ -528,6 +544,9 @@ class CommandExecutor(wiring.Component):
                         reply(Reply.OK, REPLY_HEADER_BYTES + len(status) // 8, extra=status)
                     with m.Case(_Action.START):
                         m.d.comb += self.host.cmd.eq(HostCmd.START)
+                        reply(Reply.OK)
+                    with m.Case(_Action.RESET):
+                        m.d.comb += self.tsp_reset.eq(1)
                         reply(Reply.OK)
                     with m.Case(_Action.READ):
                         m.next = "READ_COUNT"
@@ -588,6 +607,7 @@ class HostBridge(wiring.Component):
     ``divisor`` is clocks per bit (``clk_freq // baud``); ``timeout_bytes`` the
     silence inside a frame, in byte times, after which the frame is dropped
     (``FRAME_TIMEOUT_BYTES`` by default, which the client assumes).
+    ``tsp_reset`` is high for the one cycle of a ``RESET`` request.
     """
 
     def __init__(self, config, divisor, timeout_bytes=FRAME_TIMEOUT_BYTES):
@@ -595,18 +615,13 @@ class HostBridge(wiring.Component):
         self._config = config
         self._divisor = divisor
         self._timeout = timeout_bytes * BITS_PER_BYTE * divisor
-        nq = len(config.floorplan.queues)
         super().__init__({
             "rx":        In(1, init=1),
             "tx":        Out(1, init=1),
             "host":      Out(host_layout(config)),
             "rdata":     In(8 * config.vl),
-            "running":   In(1),
-            "done":      In(1),
-            "cycles":    In(CYCLE_BITS),
-            "errors":    In(ERROR_BITS),
-            "err_queue": In(range(nq + 1)),
-            "err_cycle": In(CYCLE_BITS),
+            **status_ports(config),
+            "tsp_reset": Out(1),
         })
 
     def elaborate(self, platform):
@@ -629,8 +644,8 @@ class HostBridge(wiring.Component):
                      r.addr.eq(exe.buf_addr), exe.buf_data.eq(r.data)]
         m.d.comb += [exe.valid.eq(rcv.valid), exe.code.eq(rcv.code), exe.header.eq(rcv.header),
                      exe.words.eq(rcv.words), rcv.wbytes.eq(exe.wbytes), rcv.ack.eq(exe.ack)]
-        m.d.comb += self.host.eq(exe.host)
-        for name in ("rdata", "running", "done", "cycles", "errors", "err_queue", "err_cycle"):
+        m.d.comb += [self.host.eq(exe.host), self.tsp_reset.eq(exe.tsp_reset)]
+        for name in ("rdata",) + STATUS_PORTS:
             m.d.comb += getattr(exe, name).eq(getattr(self, name))
         wiring.connect(m, exe.o, fr.i)
         m.d.comb += fr.length.eq(exe.length)
@@ -662,10 +677,13 @@ class LinkedTSP(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.tsp = tsp = self.tsp
         m.submodules.bridge = br = self.bridge
+        # RESET: the TSP's registers (run state, counters, errors, sequencers, stream
+        # hops) return to their reset values; memories keep their contents.
+        tsp = self.tsp
+        m.submodules.tsp = ResetInserter(br.tsp_reset)(tsp)
         m.d.comb += [br.rx.eq(self.rx), self.tx.eq(br.tx), tsp.host.eq(br.host)]
-        for name in ("rdata", "running", "done", "cycles", "errors", "err_queue", "err_cycle"):
+        for name in ("rdata",) + STATUS_PORTS:
             m.d.comb += getattr(br, name).eq(getattr(tsp, name))
         m.d.comb += [self.running.eq(tsp.running), self.done.eq(tsp.done),
                      self.error.eq(tsp.errors.any())]

@@ -17,7 +17,7 @@ from amaranth.lib import data, wiring, memory
 from amaranth.lib.wiring import In, Out
 
 from firmware.isa import (OPS, WORD_BITS, ErrorFlag, ERROR_BITS, OperandKind, VXM_TYPED,
-                          VXM_CONVERT, VXM_ALU0_ONLY, VXM_UNARY)
+                          VXM_CONVERT, VXM_UNARY, vxm_alu_can)
 from firmware.machine import SliceKind
 
 from .isa import fields, opcode, op_code, issue_layout
@@ -196,7 +196,7 @@ class LegalityCheck(wiring.Component):
         dt_in, dt_out = VXM_CONVERT.get(mnemonic, (f.dtype, f.dtype))
         if not typed:
             p.bad(ErrorFlag.ILLEGAL_INSTR, f.dtype != 0)
-        if mnemonic in VXM_ALU0_ONLY and self._queue.alu != 0:
+        if not vxm_alu_can(c, self._queue.alu, mnemonic):
             p.bad(ErrorFlag.ILLEGAL_INSTR, Const(1))
         srcs = ["a"]
         if mnemonic not in VXM_UNARY:

@@ -10,12 +10,26 @@ Timing (``docs/ARCHITECTURE.md`` section 4, ``Latencies.mem_read``): the read
 port is synchronous, so a ``READ`` issued in cycle ``g`` has its data in
 ``g + 1`` and emits it then; a ``WRITE`` in ``g`` is stored at the end of
 ``g``, so a ``READ`` in ``g + 1`` already sees it.
+
+ECC (``firmware/ecc.py``, when ``config.ecc``): every tile's ``L`` bytes of a
+word are one SECDED codeword. Each tile has one more block RAM, ``checks[k]``,
+``2 * bank_words`` words of ``r`` check bits for both banks: a tile does at most
+one read and one write a cycle, which is what one pseudo-dual-port block RAM
+does. Every store (``WRITE``, ``RW``, host write) writes the check bits of its
+data; every read decodes in the cycle its data leave the block RAMs, between
+the read ports and the outgoing streams, so ``Latencies.mem_read`` stays 1: a
+single flipped bit is corrected and reported on ``ecc[k].corrected``, anything
+worse passes through as read and is reported on ``ecc[k].uncorrectable``
+(only for instruction reads; a host read gets the corrected word and reports
+nothing). The reports are registered, a cycle after the data went out, so the
+top's counting (``rtl/top.py``) is not on the read path.
 """
 
 from amaranth.hdl import Module, Signal, Cat
 from amaranth.lib import data, wiring, memory
 from amaranth.lib.wiring import In, Out
 
+from firmware.ecc import code_for
 from firmware.isa import ERROR_BITS
 from firmware.machine import SliceKind, Dir
 
@@ -23,9 +37,17 @@ from .isa import fields, opcode, op_code, issue_layout
 from .fabric import stream_layout, emit_layout
 
 
-__all__ = ["MemSlice"]
+__all__ = ["MemSlice", "ecc_event_layout"]
 
 _MEM = SliceKind.MEM
+
+
+def ecc_event_layout(config):
+    """What one tile's ECC decoder reports in a cycle: the instruction read whose data
+    left the block RAMs in the previous cycle had a corrected or an uncorrectable
+    error, at ``addr``."""
+    return data.StructLayout({"corrected": 1, "uncorrectable": 1,
+                              "addr": range(config.mem_words)})
 
 
 class MemSlice(wiring.Component):
@@ -45,7 +67,10 @@ class MemSlice(wiring.Component):
         Host access while the machine is idle: write ``wdata`` (``VL`` bytes,
         lane 0 first) at ``addr`` when ``we``; the read port follows ``addr``.
     host_rdata : Out(ArrayLayout(8, VL))
-        The word at the ``host.addr`` of the previous cycle.
+        The word at the ``host.addr`` of the previous cycle (ECC-corrected).
+    ecc : Out(ArrayLayout(ecc_event_layout, tiles))
+        Tile ``k``'s decoder on the read data of the previous cycle (registered; always
+        zero without ECC).
     """
 
     def __init__(self, config, slice):
@@ -68,6 +93,7 @@ class MemSlice(wiring.Component):
             "host":       In(data.StructLayout({"addr": range(config.mem_words), "we": 1,
                                                 "wdata": word})),
             "host_rdata": Out(word),
+            "ecc":        Out(data.ArrayLayout(ecc_event_layout(config), config.tiles)),
         })
         #: ``banks[k][b]``: tile ``k``'s bank ``b`` (simulation reads them directly).
         self.banks = [[memory.Memory(shape=data.ArrayLayout(8, config.lanes),
@@ -76,10 +102,33 @@ class MemSlice(wiring.Component):
         # Ports made once, here: a second elaboration must not add more.
         self._ports = [[(bank.read_port(), bank.write_port()) for bank in banks]
                        for banks in self.banks]
+        self._code = code_for(config)
+        #: ``checks[k]``: tile ``k``'s check bits of both banks, by address (``None``: no ECC).
+        self.checks = [None] * config.tiles
+        self._check_ports = [None] * config.tiles
+        if self._code is not None:
+            self.checks = [memory.Memory(shape=self._code.check_bits, depth=config.mem_words,
+                                         init=[]) for _k in range(config.tiles)]
+            self._check_ports = [(mem.read_port(), mem.write_port()) for mem in self.checks]
 
     @property
     def slice(self):
         return self._slice
+
+    def inject(self, ctx, fault):
+        """Flip the bits of ``fault`` (a validated :class:`firmware.ecc.Fault` of this
+        slice) in the simulated block RAMs, now (an Amaranth testbench's ``ctx``)."""
+        c = self._config
+        data_mask, check_mask = fault.masks(c)
+        if data_mask:
+            bank = self.banks[fault.tile][fault.addr // c.bank_words]
+            row = bank.data[fault.addr % c.bank_words]
+            old = int.from_bytes(bytes(ctx.get(row)), "little")
+            new = (old ^ data_mask).to_bytes(c.lanes, "little")
+            ctx.set(row, list(new))
+        if check_mask:
+            row = self.checks[fault.tile].data[fault.addr]
+            ctx.set(row, ctx.get(row) ^ check_mask)
 
     def elaborate(self, platform):
         m = Module()
@@ -125,27 +174,52 @@ class MemSlice(wiring.Component):
                         m.d.comb += wr_data.eq(src[k][s])
         host_lanes = self.host.wdata.as_value()[8 * L * k:8 * L * (k + 1)]
 
+        # One store a cycle: the instruction's, else the host's (which writes while idle only).
+        # An If, not a Mux: in the Verilog on Icarus, a tile whose issue port has not changed
+        # since time 0 has wr_en = x (Yosys's combinational always blocks have not run yet),
+        # and `if (x)` takes the host's branch where a mux would store x.
+        st_en, st_addr, st_data = Signal(), Signal(13), Signal(8 * L)
+        with m.If(wr_en):
+            m.d.comb += [st_en.eq(1), st_addr.eq(wr_addr), st_data.eq(wr_data)]
+        with m.Else():
+            m.d.comb += [st_en.eq(self.host.we), st_addr.eq(self.host.addr), st_data.eq(host_lanes)]
+
         rd_bank = Signal()             # bank of the read in flight (data arrives next cycle)
         m.d.sync += rd_bank.eq(rd_addr[bank_bit])
-        rdata = Signal(data.ArrayLayout(8, L))
+        raw = Signal(8 * L)            # the read data as stored
         for b, bank in enumerate(self.banks[k]):
             m.submodules[f"tile{k}_bank{b}"] = bank
             rp, wp = self._ports[k][b]
             m.d.comb += rp.addr.eq(rd_addr[:bank_bit])
             with m.If(rd_bank == b):
-                m.d.comb += rdata.eq(rp.data)
-            with m.If(wr_en):
-                m.d.comb += [wp.en.eq(wr_addr[bank_bit] == b), wp.addr.eq(wr_addr[:bank_bit]),
-                             wp.data.eq(wr_data)]
-            with m.Else():
-                m.d.comb += [wp.en.eq(self.host.we & (self.host.addr[bank_bit] == b)),
-                             wp.addr.eq(self.host.addr[:bank_bit]), wp.data.eq(host_lanes)]
-        m.d.comb += self.host_rdata.as_value()[8 * L * k:8 * L * (k + 1)].eq(rdata)
+                m.d.comb += raw.eq(rp.data)
+            m.d.comb += [wp.en.eq(st_en & (st_addr[bank_bit] == b)), wp.addr.eq(st_addr[:bank_bit]),
+                         wp.data.eq(st_data)]
 
         # Emit stage (Latencies.mem_read = 1 cycle after issue): every stream of the
         # chosen direction carries the read data, the emit bit selects the one it goes on.
         em_valid, em_dir, em_stream = Signal(), Signal(), Signal(5)
-        m.d.sync += [em_valid.eq(rd_en), em_dir.eq(rd_dir), em_stream.eq(rd_stream)]
+        em_addr = Signal(range(c.mem_words))
+        m.d.sync += [em_valid.eq(rd_en), em_dir.eq(rd_dir), em_stream.eq(rd_stream),
+                     em_addr.eq(rd_addr)]
+
+        rdata = Signal(data.ArrayLayout(8, L))
+        if self._code is None:
+            m.d.comb += rdata.eq(raw)
+        else:
+            m.submodules[f"tile{k}_check"] = self.checks[k]
+            crp, cwp = self._check_ports[k]
+            m.d.comb += [crp.addr.eq(rd_addr), cwp.en.eq(st_en), cwp.addr.eq(st_addr),
+                         cwp.data.eq(_encode(self._code, st_data))]
+            fixed, corrected, uncorrectable = _decode(m, self._code, raw, crp.data)
+            m.d.comb += rdata.eq(fixed)
+            # The report is registered: the decoder's verdict and the top's counting are
+            # then two cycles, and neither lengthens the read path (block RAM -> streams).
+            m.d.sync += [self.ecc[k].corrected.eq(em_valid & corrected),
+                         self.ecc[k].uncorrectable.eq(em_valid & uncorrectable),
+                         self.ecc[k].addr.eq(em_addr)]
+        m.d.comb += self.host_rdata.as_value()[8 * L * k:8 * L * (k + 1)].eq(rdata)
+
         for s in range(c.streams):
             m.d.comb += [self.e_out[k][s].eq(rdata), self.w_out[k][s].eq(rdata)]
         with m.If(em_valid):
@@ -153,3 +227,20 @@ class MemSlice(wiring.Component):
                 m.d.comb += self.e_emit[k].eq(1 << em_stream)
             with m.Else():
                 m.d.comb += self.w_emit[k].eq(1 << em_stream)
+
+
+def _encode(code, value):
+    """Check bits of ``value`` (``code.data_bits`` wide): one XOR tree per check bit."""
+    return Cat(*(Cat(*(value[i] for i in covered)).xor() for covered in code.covers))
+
+
+def _decode(m, code, value, check):
+    """``(data, corrected, uncorrectable)`` of a stored codeword, combinationally:
+    :meth:`firmware.ecc.Secded.decode` in gates. A syndrome equal to a data bit's
+    column flips that bit; equal to a check bit's column, the data are right."""
+    syndrome, onehot = Signal(code.check_bits), Signal(1 << code.check_bits)
+    # onehot[s] = (syndrome == s): one decoder, of which only the columns are used
+    m.d.comb += [syndrome.eq(check ^ _encode(code, value)), onehot.eq(1 << syndrome)]
+    flips = Cat(*(onehot[col] for col in code.columns))
+    single = Cat(flips, *(onehot[1 << j] for j in range(code.check_bits))).any()
+    return value ^ flips, single, syndrome.any() & ~single

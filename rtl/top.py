@@ -19,7 +19,14 @@ reads ``H + T`` once ``done``), ``errors`` (sticky ``ErrorFlag`` bits),
 ``err_queue`` and ``err_cycle`` (the first error: index of the queue that
 raised it, or of the first queue of the slice that raised it, or the number
 of queues for ``DEADLOCK``; the lowest such index when several raise in that
-cycle; and its local cycle as tile 0 sees it).
+cycle; and its local cycle as tile 0 sees it). ECC (``firmware/ecc.py``):
+``ecc_corrected`` counts the single-bit errors the MEM reads corrected;
+``errors.MEM_ECC`` says a read found an uncorrectable one (it does not stop
+the machine and is not an ``err_queue``/``err_cycle`` error), and
+``ecc_slice``, ``ecc_tile``, ``ecc_addr`` say where the first was. All of them
+are cleared by ``START``. They settle one cycle after ``done`` (and so does the
+``MEM_ECC`` bit of ``errors``): the MEM tiles register their reports, which keeps
+the counting off the read path.
 """
 
 
@@ -126,7 +133,9 @@ class TSP(wiring.Component):
 
     ``kinds`` limits the slice kinds built (tests of the MEM path alone); a
     position without a component only passes its streams through, and its
-    queues still run (they issue to nobody).
+    queues still run (they issue to nobody). ``classes`` builds other components
+    in their place: ``{slice name or SliceKind or "fabric": class}`` (the broken
+    variants of ``sim/broken.py`` that prove the debugging tools find a fault).
 
     Members
     -------
@@ -137,9 +146,13 @@ class TSP(wiring.Component):
     cycles, err_cycle : Out(32)
     errors : Out(ERROR_BITS)
     err_queue : Out(range(queues + 1))
+    ecc_corrected : Out(32)
+        Single-bit errors corrected by the reads of this run (one per tile codeword).
+    ecc_slice, ecc_tile, ecc_addr : Out
+        The first uncorrectable read (``errors.MEM_ECC``): slice position, tile, address.
     """
 
-    def __init__(self, config, kinds=tuple(SliceKind)):
+    def __init__(self, config, kinds=tuple(SliceKind), classes=None):
         self._config = config
         fp = config.floorplan
         super().__init__({
@@ -151,13 +164,20 @@ class TSP(wiring.Component):
             "errors":    Out(ERROR_BITS),
             "err_queue": Out(range(len(fp.queues) + 1)),
             "err_cycle": Out(CYCLE_BITS),
+            "ecc_corrected": Out(CYCLE_BITS),
+            "ecc_slice": Out(range(fp.width)),
+            "ecc_tile":  Out(range(config.tiles)),
+            "ecc_addr":  Out(range(config.mem_words)),
         })
         self.queues = [InstructionQueue(config, q) for q in fp.queues]
-        self.fabric = StreamFabric(config)
+        classes = classes or {}
+        self.fabric = classes.get("fabric", StreamFabric)(config)
         #: position -> slice component (``None``: not in ``kinds``, or its module is not written yet)
         self.slices = {}
         for s in fp.slices:
             cls = slice_class(s.kind) if s.kind in kinds else None
+            if cls is not None:
+                cls = classes.get(s.name, classes.get(s.kind, cls))
             if cls is None:
                 self.slices[s.pos] = None
             elif s.kind is SliceKind.VXM:
@@ -185,8 +205,7 @@ class TSP(wiring.Component):
 
         running = Signal()
         m.d.comb += self.running.eq(running)
-        errors = Signal(ERROR_BITS)
-        m.d.comb += self.errors.eq(errors)
+        errors = Signal(ERROR_BITS)       # the stopping errors (all but MEM_ECC)
 
         m.submodules.fabric = fabric = self.fabric
         m.d.comb += fabric.clear.eq(start)
@@ -276,6 +295,9 @@ class TSP(wiring.Component):
             with m.If(finish):
                 m.d.sync += [running.eq(0), self.done.eq(1), draining.eq(0)]
 
+        ecc_failed = self._ecc(m, start)
+        m.d.comb += self.errors.eq(errors | ecc_failed << flag_bit(ErrorFlag.MEM_ECC))
+
         # -- host reads of MEM ------------------------------------------------------
         read_sel = Signal.like(host.sel)
         with m.If(idle & (host.cmd == HostCmd.READ_MEM)):
@@ -284,6 +306,29 @@ class TSP(wiring.Component):
             with m.If(read_sel == s.pos):
                 m.d.comb += self.rdata.eq(self.slices[s.pos].host_rdata)
         return m
+
+    def _ecc(self, m, start):
+        """Count the corrections the MEM tiles report; record the first uncorrectable
+        read (first in clock cycles, then lowest position, then lowest tile).
+        Returns the sticky ``MEM_ECC`` bit."""
+        c = self._config
+        failed = Signal()
+        events = [(s.pos, k, self.slices[s.pos].ecc[k]) for s in c.floorplan.of_kind(SliceKind.MEM)
+                  if self.slices[s.pos] is not None for k in range(c.tiles)]
+        if not events:
+            return failed
+        where = [self.ecc_slice, self.ecc_tile, self.ecc_addr]
+        with m.If(start):
+            m.d.sync += [failed.eq(0), self.ecc_corrected.eq(0)] + [w.eq(0) for w in where]
+        with m.Else():
+            m.d.sync += self.ecc_corrected.eq(self.ecc_corrected
+                                              + sum(e.corrected for _, _, e in events))
+            with m.If(~failed):
+                for i, (pos, k, e) in enumerate(events):
+                    with (m.Elif if i else m.If)(e.uncorrectable):
+                        m.d.sync += [failed.eq(1), self.ecc_slice.eq(pos), self.ecc_tile.eq(k),
+                                     self.ecc_addr.eq(e.addr)]
+        return failed
 
     def _host_slice(self, m, s, comp):
         """Connect the slice's host-side port (idle only) to the host command."""

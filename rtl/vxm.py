@@ -66,6 +66,13 @@ _check_common_fields()
 _S1_CTL = data.StructLayout({
     "valid": 1, "op": 5, "out32": 1, "we": 1, "wdir": 1, "wstream": 5,
     "shift": _SHIFT_BITS, "zp": signed(8), "index": 8,
+    # Stage 1's datapath controls, decoded once per tile and ALU in stage 0:
+    "sub": 1,               # the adder computes x - y (SUB*, NEG, MIN, MAX, CMPGT)
+    "neg": 1,               # NEG: x = 0, y = a
+    "shl": 1,               # the shifter shifts left (SHL) rather than right (SHRA)
+    "logic": 2,             # 0 AND, 1 OR, 2 XOR
+    "min": 1, "max": 1, "select": 1, "relu": 1, "cmpgt": 1, "cmpeq": 1,
+    "res": 3,               # which unit's result stage 1 keeps (``_RES``)
 })
 _S1_LANE = data.StructLayout({
     "a": signed(32),
@@ -79,15 +86,29 @@ _S2_CTL = data.StructLayout({
 })
 _EMIT = data.StructLayout({"en": 1, "dir": 1, "stream": 5, "out32": 1})
 
+#: Stage 1's units; every op but the multiplying ones takes its result from one.
+_RES = {"pick": 0, "sum": 1, "shift": 2, "logic": 3, "cmp": 4}
+_RES_OF = {"ADD": "sum", "ADDS": "sum", "SUB": "sum", "SUBS": "sum", "NEG": "sum",
+           "SHRA": "shift", "SHL": "shift", "AND": "logic", "OR": "logic", "XOR": "logic",
+           "CMPGT": "cmp", "CMPEQ": "cmp"}          # MIN MAX SELECT RELU MOV WIDEN NARROW: pick
+
 #: Saturating ops clamp in stage 2; the others wrap.
 _SATURATING = ("ADDS", "SUBS", "MULS", "NEG", "NARROW")
 
 
-def _clamp(value, out32):
-    """``value`` clamped to the signed 8- or 32-bit range, as a signed 32-bit value."""
-    hi = Mux(out32, (1 << 31) - 1, 127)
-    lo = Mux(out32, -(1 << 31), -128)
-    return Mux(value > hi, hi, Mux(value < lo, lo, value[:32].as_signed()))
+def _clamp(m, value, out32, name):
+    """``value`` clamped to the signed 8- or 32-bit range, as a signed 32-bit value.
+
+    A value fits ``w`` bits when its bits from ``w - 1`` up are all equal (no
+    comparators: an AND and an OR of the high bits)."""
+    def fits(w):
+        high = value[w - 1:]
+        return (high == 0) | (high == (1 << len(high)) - 1)
+    ok = Signal(name=f"{name}_ok")
+    m.d.comb += ok.eq(Mux(out32, fits(32), fits(8)))
+    neg = value[-1]
+    limit = Mux(out32, Mux(neg, -(1 << 31), (1 << 31) - 1), Mux(neg, -128, 127))
+    return Mux(ok, value[:32].as_signed(), limit)
 
 
 def _wrap(value, out32):
@@ -230,26 +251,32 @@ class VxmSlice(wiring.Component):
             emit.stream.eq(s2.wstream),
             emit.out32.eq(s2.out32),
         ]
+        has_mul = alu in c.mul_alus
         for j, lane in enumerate(s1_lanes):
             val = Signal(signed(34), name=f"{name}_s2_val{j}")
-            prod = Signal(signed(65), name=f"{name}_s2_prod{j}")
-            m.d.sync += [
-                val.eq(self._compute(m, s1, lane, f"{name}_val{j}")),
-                prod.eq(lane.a * lane.b),
-            ]
+            m.d.sync += val.eq(self._compute(m, s1, lane, f"{name}_val{j}"))
             result = Signal(signed(32), name=f"{name}_res{j}")
-            rounded = requant_round(m, prod, s2.shift, s2.zp, f"{name}_rq{j}")
-            wide = Mux(s2.use_prod, prod, val)
-            fitted = Mux(s2.sat, _clamp(wide, s2.out32), _wrap(wide, s2.out32))
+            if has_mul:
+                prod = Signal(signed(65), name=f"{name}_s2_prod{j}")
+                m.d.sync += prod.eq(lane.a * lane.b)
+                wide = Mux(s2.use_prod, prod, val)
+            else:
+                wide = val
+            fitted = Mux(s2.sat, _clamp(m, wide, s2.out32, f"{name}_sat{j}"),
+                         _wrap(wide, s2.out32))
             if table is not None:
                 fitted = Mux(s2.lut, table[j].as_signed(), fitted)
-            m.d.comb += result.eq(Mux(s2.requant, rounded, fitted))
+            if has_mul:
+                rounded = requant_round(m, prod, s2.shift, s2.zp, f"{name}_rq{j}")
+                fitted = Mux(s2.requant, rounded, fitted)
+            m.d.comb += result.eq(fitted)
             with m.If(s2.write):
                 m.d.sync += R[alu][j].eq(result)
         return emit
 
     def _stage0(self, m, k, alu, R, groups, nonzero, s1, s1_lanes):
         """Decode the issued word and latch the normalised operands of every lane."""
+        c = self._config
         issue = self.issue[k][alu]
         word = issue.word
         op = opcode(word)
@@ -277,6 +304,20 @@ class VxmSlice(wiring.Component):
             s1.zp.eq(rq.zp),
             s1.index.eq(fields(_VXM, "LUTW", word).index),
         ]
+        def is_(*mnemonics):
+            return Cat(*(op == _code(mn) for mn in mnemonics)).any()
+        res = Const(_RES["pick"], 3)
+        for mnemonic, unit in _RES_OF.items():
+            res = Mux(op == _code(mnemonic), _RES[unit], res)
+        m.d.sync += [
+            s1.sub.eq(is_("SUB", "SUBS", "NEG", "MIN", "MAX", "CMPGT")),
+            s1.neg.eq(is_("NEG")),
+            s1.shl.eq(is_("SHL")),
+            s1.logic.eq(Mux(is_("OR"), 1, Mux(is_("XOR"), 2, 0))),
+            s1.min.eq(is_("MIN")), s1.max.eq(is_("MAX")), s1.select.eq(is_("SELECT")),
+            s1.relu.eq(is_("RELU")), s1.cmpgt.eq(is_("CMPGT")), s1.cmpeq.eq(is_("CMPEQ")),
+            s1.res.eq(res),
+        ]
         is_requant = op == _code("REQUANT")
         c_raw = fields(_VXM, "SELECT", word).c
         for j, lane in enumerate(s1_lanes):
@@ -285,7 +326,7 @@ class VxmSlice(wiring.Component):
             b = self._operand(m, groups[j], chained, head.b, in32, head.imm, f"{name}_l{j}_b")
             m.d.sync += [
                 lane.a.eq(a),
-                lane.b.eq(Mux(is_requant, rq.mult, b)),
+                lane.b.eq(Mux(is_requant, rq.mult, b) if alu in c.mul_alus else b),
                 lane.c_nz.eq(self._condition(m, nonzero[j], c_raw, in32, f"{name}_l{j}_c")),
             ]
 
@@ -351,24 +392,54 @@ class VxmSlice(wiring.Component):
         ]
 
     def _compute(self, m, s1, lane, name):
-        """Stage 1 of one lane: the exact result of every non-multiplying op (34 bits)."""
+        """Stage 1 of one lane: the exact result of every non-multiplying op (34 bits).
+
+        Units are shared between ops to keep an ALU lane small: one adder
+        (``x + y`` or ``x - y``; MIN, MAX and CMPGT take ``a < b`` from its
+        sign), one shifter (SHL shifts the bit-reversed operand right), one
+        logic unit, and a pick of ``a``, ``b`` or zero (MIN, MAX, SELECT, RELU,
+        MOV, WIDEN, NARROW). The ``s1`` controls say which unit's result counts.
+        """
         a, b = lane.a, lane.b[:32].as_signed()
-        amount = Mux(s1.out32, b[:5], b[:3])          # b mod w
-        cases = {
-            "ADD": a + b, "ADDS": a + b, "SUB": a - b, "SUBS": a - b,
-            "MIN": Mux(a < b, a, b), "MAX": Mux(a > b, a, b), "RELU": Mux(a > 0, a, 0),
-            "NEG": -a, "SHRA": a >> amount, "SHL": (a << amount)[:32],
-            "AND": a & b, "OR": a | b, "XOR": a ^ b,
-            "CMPGT": Mux(a > b, -1, 0), "CMPEQ": Mux(a == b, -1, 0),
-            "SELECT": Mux(lane.c_nz, a, b),
-        }
+        # The adder: x + y + 0, or x + ~y + 1 = x - y, with the carry-in folded into
+        # one adder: (2x + cin) + (2y' + cin) = 2 (x + y' + cin) + ...
+        x = Signal(signed(34), name=f"{name}_x")
+        y = Signal(signed(34), name=f"{name}_y")
+        m.d.comb += [
+            x.eq(Mux(s1.neg, 0, a)),
+            y.eq(Mux(s1.sub, ~Mux(s1.neg, a, b), b)),
+        ]
+        wide = Signal(signed(35), name=f"{name}_sum2")
+        m.d.comb += wide.eq(Cat(s1.sub, x).as_signed() + Cat(s1.sub, y).as_signed())
+        total = wide[1:].as_signed()
+        lt = total[33]                                  # a - b < 0 (exact in 34 bits)
+        eq = Signal(name=f"{name}_eq")
+        m.d.comb += eq.eq(a == b)
+        # The shifter: b mod width; SHL = reverse, shift right with zeros, reverse.
+        amount = Mux(s1.out32, b[:5], b[:3])
+        rev_a = Cat(*reversed([a[i] for i in range(32)]))
+        src = Mux(s1.shl, rev_a, a)
+        fill = ~s1.shl & a[31]
+        shifted = Signal(32, name=f"{name}_shr")
+        m.d.comb += shifted.eq((Cat(src, fill.replicate(32)) >> amount)[:32])
+        shift = Mux(s1.shl, Cat(*reversed([shifted[i] for i in range(32)])), shifted)
+        logic = Mux(s1.logic == 0, a & b, Mux(s1.logic == 1, a | b, a ^ b))
+        pick_b = (s1.min & ~lt) | (s1.max & lt) | (s1.select & ~lane.c_nz)
+        zero = s1.relu & a[31]
+        pick = Mux(zero, 0, Mux(pick_b, b, a))
+        cmp = Mux((s1.cmpgt & ~lt & ~eq) | (s1.cmpeq & eq), -1, 0)
         val = Signal(signed(34), name=name)
-        with m.Switch(s1.op):
-            for mnemonic, expr in cases.items():
-                with m.Case(_code(mnemonic)):
-                    m.d.comb += val.eq(expr)
-            with m.Default():                           # MOV, WIDEN, NARROW
-                m.d.comb += val.eq(a)
+        with m.Switch(s1.res):
+            with m.Case(_RES["sum"]):
+                m.d.comb += val.eq(total)
+            with m.Case(_RES["shift"]):
+                m.d.comb += val.eq(shift.as_signed())
+            with m.Case(_RES["logic"]):
+                m.d.comb += val.eq(logic)
+            with m.Case(_RES["cmp"]):
+                m.d.comb += val.eq(cmp)
+            with m.Default():
+                m.d.comb += val.eq(pick)
         return val
 
     def _table(self, m, k, s1, s1_lanes):

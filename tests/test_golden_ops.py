@@ -151,11 +151,22 @@ CONFIGS = ["tiny", "ulx3s"]
 T0 = 16     # first op cycle: leaves room for every MEM read before it
 
 
+def alus_for(cfg, mnemonic):
+    """(the ALU that runs ``mnemonic``, another one for the operands it chains):
+    ALU 0 and ALU 1, unless ``mnemonic`` needs the multiplier and ALU 0 has none
+    (ulx3s: only ALU 1 has it), then ALU 1 and ALU 0."""
+    c = get_config(cfg)
+    op = next(a for a in range(c.vxm_alus) if isa.vxm_alu_can(c, a, mnemonic))
+    return op, (1 if op == 0 else 0)
+
+
 def run_streamed(cfg, mnemonic, a, b=None, c=None, *, bits_in, bits_out, **fields):
-    """``mnemonic`` on ALU 0 with a (East group 0), b (West group 0) and c
-    (int8: East stream 1 from the next slice; int32: ALU 1, loaded 3 cycles
-    before). One vector per cycle, or every second cycle when c is chained."""
+    """``mnemonic`` on its ALU (``alus_for``) with a (East group 0), b (West
+    group 0) and c (int8: East stream 1 from the next slice; int32: the helper
+    ALU, loaded 3 cycles before). One vector per cycle, or every second cycle
+    when c is chained."""
     bench = VxmBench(cfg)
+    op_alu, helper = alus_for(cfg, mnemonic)
     K = len(a)
     chained_c = c is not None and bits_in == 32
     period = 2 if chained_c else 1
@@ -173,10 +184,10 @@ def run_streamed(cfg, mnemonic, a, b=None, c=None, *, bits_in, bits_out, **field
         early = [t - bench.lat.vxm for t in times]
         bench.feed(early, E, n_in, c, bits_in)
         for t in early:
-            bench.op(t, "VXM1", "MOV", dtype=1, a=src(E, n_in), b=ZERO)
-        ops["c"] = alu(1)
+            bench.op(t, f"VXM{helper}", "MOV", dtype=1, a=src(E, n_in), b=ZERO)
+        ops["c"] = alu(helper)
     for t in times:
-        bench.op(t, "VXM0", mnemonic, **ops, **dst(E, 0), **fields)
+        bench.op(t, f"VXM{op_alu}", mnemonic, **ops, **dst(E, 0), **fields)
     res = bench.run()
     n_out = 1 if bits_out == 8 else SG4
     return np.array([from_planes(bench.seen(res, t + bench.lat.vxm, E, 0, n_out), bits_out)
@@ -184,17 +195,19 @@ def run_streamed(cfg, mnemonic, a, b=None, c=None, *, bits_in, bits_out, **field
 
 
 def run_chained_imm(cfg, mnemonic, a, b=None, *, bits_in, bits_out, **fields):
-    """Scalar operands without streams: ALU 1 loads ``a[k]`` with ``MOV #imm``,
-    ALU 0 runs the op on ALU 1 and ``#b[k]`` three cycles later."""
+    """Scalar operands without streams: the helper ALU (``alus_for``: ALU 1,
+    or ALU 0 when the op needs ALU 1's multiplier) loads ``a[k]`` with
+    ``MOV #imm``; the op's ALU runs it on the helper and ``#b[k]`` three cycles later."""
     bench = VxmBench(cfg)
+    op_alu, helper = alus_for(cfg, mnemonic)
     dt = {8: 0, 32: 1}[bits_in]
     times = [T0 + k for k in range(len(a))]
     for k, t in enumerate(times):
-        bench.op(t - bench.lat.vxm, "VXM1", "MOV", dtype=dt, a=IMM, b=ZERO, imm=int(a[k]))
+        bench.op(t - bench.lat.vxm, f"VXM{helper}", "MOV", dtype=dt, a=IMM, b=ZERO, imm=int(a[k]))
         f = dict(fields)
         if b is not None:
             f.update(b=IMM, imm=int(b[k]))
-        bench.op(t, "VXM0", mnemonic, a=alu(1), **dst(E, 0), **f)
+        bench.op(t, f"VXM{op_alu}", mnemonic, a=alu(helper), **dst(E, 0), **f)
     res = bench.run()
     n_out = 1 if bits_out == 8 else SG4
     return np.array([from_planes(bench.seen(res, t + bench.lat.vxm, E, 0, n_out), bits_out)[0]

@@ -12,6 +12,7 @@ from collections import deque
 import numpy as np
 import pytest
 
+from boards._common import BoardCore
 from firmware.asm import assemble
 from firmware.hostlink import (
     CRC16, SOF, STATUS_BYTES, Op, Reply, HostLink, SimTransport, ErrorReply, LinkTimeout, CorruptReply,
@@ -294,6 +295,31 @@ LONG = """
 """
 
 
+def test_reset_stops_a_run(mem_link):
+    """RESET is served while the TSP runs: it stops the run and clears the run state;
+    the memories keep their contents and the next program runs as usual."""
+    before = mem_link.transport.peek_memory()
+    mem_link.load_image(assemble(LONG), fresh=True)
+    mem_link.start()
+    st = mem_link.status()
+    assert st.running and 0 < st.cycles < 3000
+    mem_link.reset()
+    st = mem_link.status()
+    assert (st.running, st.done, st.cycles, st.errors) == (False, False, 0, 0)
+    assert_untouched(mem_link, before)
+    mem_link.write_queue(FP.queues.index(FP.queue("MEM_W1")), [0])    # HALT: LONG is done with
+    img = assemble(COPY)
+    res = mem_link.run_image(img, fresh=True, timeout=0.01)
+    assert res.cycles == run_image(img).cycles
+    np.testing.assert_array_equal(res.outputs["y"], run_image(img).outputs["y"])
+
+
+def test_reset_with_data_is_refused(mem_link):
+    with pytest.raises(ErrorReply) as e:
+        mem_link.pipeline([mem_link.prepare(Op.RESET, data=b"\x00")])
+    assert e.value.code is Reply.BAD_LENGTH
+
+
 def test_busy_while_running_and_wait_done(mem_link):
     """While the TSP runs only STATUS is served; wait_done gives up after its timeout."""
     img = assemble(LONG)
@@ -352,8 +378,9 @@ PERM = [2, 0, 3, 1]
 
 
 def test_full_path_matches_golden():
-    """client -> UART bits -> bridge -> the whole tiny TSP -> results back, with every
-    kind of host write (instructions, MEM words, table entries, a map).
+    """client -> UART bits -> the iCEBreaker's gateware (``BoardCore``: bridge, the whole
+    tiny TSP, LEDs) -> results back, with every kind of host write (instructions, MEM
+    words, table entries, a map).
 
     x (values 0..7) from MEM_W1 (2 hops) and y from MEM_W0 (1 hop) meet at the VXM
     at 3..6. ALU 0 looks x up in the table, MEM_E0 (1 hop) writes it at 7..10;
@@ -369,8 +396,12 @@ def test_full_path_matches_golden():
     x = img.memory_array("MEM_W1")[:4].view(np.int8).astype(np.int64)
     y = img.memory_array("MEM_W0")[:4].view(np.int8).astype(np.int64)
     gold = run_image(img)
-    link = HostLink(SimTransport(TINY, divisor=DIVISOR))
+    board = BoardCore(TINY, DIVISOR, blink=50)
+    link = HostLink(SimTransport(TINY, divisor=DIVISOR, dut=board))
     res = link.run_image(img, fresh=True, timeout=0.01)
+    leds = link.transport.peek(lambda ctx: (ctx.get(board.led_status), ctx.get(board.led_done),
+                                            ctx.get(board.led_error)))
+    assert leds == (1, 1, 0)                   # idle, done, no error
 
     assert res.cycles == gold.cycles == 16 + TINY.tiles
     assert res.errors == gold.errors == 0

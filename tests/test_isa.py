@@ -201,7 +201,7 @@ CHECK_CASES = [
     ("unary ignores b", "VXM0", "RELU", lambda c: {"b": S(W, c.streams)}, None),
     ("int32 operand group", "VXM0", "ADD",
      lambda c: {"dtype": 1, "a": S(E, 1)}, ErrorFlag.ILLEGAL_INSTR),
-    ("int32 operand group", "VXM0", "REQUANT",
+    ("int32 operand group", "VXM1", "REQUANT",
      lambda c: {"a": S(E, c.streams - 2)}, ErrorFlag.ILLEGAL_INSTR),
     ("int32 operand group", "VXM0", "NARROW", lambda c: {"a": S(W, c.streams - 4)}, None),
     ("int8 operand", "VXM0", "WIDEN", lambda c: {"a": S(W, c.streams - 1)}, None),
@@ -210,7 +210,7 @@ CHECK_CASES = [
     ("operand alu", "VXM0", "MAX", lambda c: {"b": ALU(c.vxm_alus)}, ErrorFlag.ILLEGAL_INSTR),
     ("operand alu bits", "VXM0", "MIN", lambda c: {"a": BAD_ALU_BITS}, ErrorFlag.ILLEGAL_INSTR),
     ("immediate", "VXM0", "SELECT", lambda c: {"c": IMM}, ErrorFlag.ILLEGAL_INSTR),
-    ("immediate", "VXM0", "REQUANT", lambda c: {"a": IMM}, ErrorFlag.ILLEGAL_INSTR),
+    ("immediate", "VXM1", "REQUANT", lambda c: {"a": IMM}, ErrorFlag.ILLEGAL_INSTR),
     ("immediate", "VXM0", "LUTW", lambda c: {"a": IMM}, ErrorFlag.ILLEGAL_INSTR),
     ("immediate", "VXM0", "ADD", lambda c: {"a": IMM, "b": IMM, "imm": -3}, None),
     ("zero bits", "VXM0", "XOR", lambda c: {"b": BAD_ZERO_BITS}, ErrorFlag.ILLEGAL_INSTR),
@@ -223,11 +223,11 @@ CHECK_CASES = [
     ("int32 dest group", "VXM0", "WIDEN",
      lambda c: {"we": 1, "wstream": 2}, ErrorFlag.ILLEGAL_INSTR),
     ("int32 dest group", "VXM0", "WIDEN", lambda c: {"we": 1, "wstream": c.streams - 4}, None),
-    ("int8 dest", "VXM0", "REQUANT", lambda c: {"we": 1, "wstream": c.streams - 1}, None),
+    ("int8 dest", "VXM1", "REQUANT", lambda c: {"we": 1, "wstream": c.streams - 1}, None),
     ("dest without we", "VXM0", "ADD", lambda c: {"wstream": 1}, ErrorFlag.ILLEGAL_INSTR),
     ("dest without we", "VXM0", "ADD", lambda c: {"wdir": 1}, ErrorFlag.ILLEGAL_INSTR),
-    ("requant shift", "VXM0", "REQUANT", lambda c: {"shift": 64}, ErrorFlag.ILLEGAL_INSTR),
-    ("requant shift", "VXM0", "REQUANT", lambda c: {"shift": 63, "mult": 1, "zp": -128}, None),
+    ("requant shift", "VXM1", "REQUANT", lambda c: {"shift": 64}, ErrorFlag.ILLEGAL_INSTR),
+    ("requant shift", "VXM1", "REQUANT", lambda c: {"shift": 63, "mult": 1, "zp": -128}, None),
 ]
 
 
@@ -248,6 +248,24 @@ def test_check(config, rule, queue, mnemonic, fields, flag):
     else:
         assert [f for f, _ in problems] == [flag], problems
         assert all(isinstance(reason, str) and reason for _, reason in problems)
+
+
+@pytest.mark.parametrize("config", ["tiny", "ulx3s", "groq"])
+@pytest.mark.parametrize("mnemonic", ["MUL", "MULS", "REQUANT"])
+def test_multiplying_ops_only_on_alus_with_a_multiplier(config, mnemonic):
+    """``Config.mul_alus``: tiny and groq have a multiplier on every ALU, ulx3s on ALU 1."""
+    c = CONFIGS[config]
+    expect = {"tiny": set(range(c.vxm_alus)), "groq": set(range(c.vxm_alus)), "ulx3s": {1}}[config]
+    assert set(c.mul_alus) == expect
+    for alu in range(c.vxm_alus):
+        q = c.floorplan.queue(f"VXM{alu}")
+        problems = check(full_instr(SliceKind.VXM, mnemonic, {"shift": 1} if mnemonic == "REQUANT"
+                                    else {}), q, c)
+        if alu in expect:
+            assert problems == []
+        else:
+            assert [f for f, _ in problems] == [ErrorFlag.ILLEGAL_INSTR]
+            assert "multiplier" in problems[0][1] and "[1]" in problems[0][1]
 
 
 def test_check_cases_cover_every_rule_both_ways():

@@ -65,7 +65,7 @@ def expect_repeat(img):
 CASES = [
     # kernel, expected outputs, cycles derived in the kernel's header
     ("vadd.s", expect_vadd, 15),
-    ("matmul.s", expect_matmul, 39),
+    ("matmul.s", expect_matmul, 31),
     ("requant.s", expect_requant, 23),
     ("transpose.s", expect_transpose, 18),
     ("repeat_loop.s", expect_repeat, 15),
@@ -84,9 +84,9 @@ def test_kernel(kernel, expect, cycles):
 
 def test_bank_hazard_is_reported_and_stops_the_machine():
     image = assemble_file(KERNELS / "bank_hazard.s")
-    vl = image.config.vl
-    image.set_words("MEM_E0", 0x200, [7] * (2 * vl))          # overwritten with zeros (W1 is idle)
-    image.set_words("MEM_E0", 0x202, [9] * vl)                # must survive: not written
+    vl, bank1 = image.config.vl, image.config.bank_words      # bank 1 starts at bank_words
+    image.set_words("MEM_E0", bank1, [7] * (2 * vl))          # overwritten with zeros (W1 is idle)
+    image.set_words("MEM_E0", bank1 + 2, [9] * vl)            # must survive: not written
     result = run_image(image)
     assert result.errors == ErrorFlag.BANK_CONFLICT
     (event,) = result.events
@@ -94,5 +94,5 @@ def test_bank_hazard_is_reported_and_stops_the_machine():
     # every queue stops from cycle 3: H = 3, cycles = H + T
     assert result.cycles == 3 + image.config.tiles
     mem = result.memory["MEM_E0"]
-    assert not mem[0x200].any() and not mem[0x201].any()     # the two good writes (of zeros)
-    assert (mem[0x202] == 9).all()                            # the conflicting one did not happen
+    assert not mem[bank1].any() and not mem[bank1 + 1].any()  # the two good writes (of zeros)
+    assert (mem[bank1 + 2] == 9).all()                        # the conflicting one did not happen

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from firmware.isa import ErrorFlag, Instr, Operand, OperandKind, encode, requantize
+from firmware.isa import ErrorFlag, Instr, Operand, OperandKind, encode, requantize, vxm_alu_can
 from firmware.machine import Dir, SliceKind, get_config
 from rtl.vxm import VxmSlice
 from rtl_slice_harness import run_slice
@@ -81,6 +81,11 @@ EDGES = [
 ]
 
 
+def able(c, op):
+    """The ALUs of ``c`` that can run ``op`` (``ulx3s``: the multiplier is on ALU 1 only)."""
+    return [a for a in range(c.vxm_alus) if vxm_alu_can(c, a, op)]
+
+
 class Bench:
     """VXM program and stream inputs in local time; whole-vector helpers for operands."""
 
@@ -128,13 +133,14 @@ def lanes(rng, w, vl, edges=()):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_edge_table(name):
-    """Every row of ``EDGES``, one per cycle on ALU 0, operands from E and W streams."""
+    """Every row of ``EDGES``, one per cycle on the first ALU that can run it,
+    operands from E and W streams."""
     b = Bench(name)
     for t, (op, w, x, y, _) in enumerate(EDGES):
         dt = int(w == 32)
         b.put(t, "E", 0, [x] * b.c.vl, w)
         b.put(t, "W", 0, [y] * b.c.vl, w)
-        b.issue(t, 0, vxm(op, dt, E(0), W(0), dst=("E", 0)))
+        b.issue(t, able(b.c, op)[0], vxm(op, dt, E(0), W(0), dst=("E", 0)))
     tr = b.run(len(EDGES) + LAT)
     for t, (op, w, x, y, want) in enumerate(EDGES):
         got = result(tr, t + LAT, "E", 0, w)
@@ -145,7 +151,8 @@ def test_edge_table(name):
 @pytest.mark.parametrize("w", [8, 32])
 def test_random_ops(name, w):
     """Every typed op on random lanes (plus extremes) against ``ref``; the ops run on
-    all ALUs in turn, emitting east and west; ``b`` shifts are in range and beyond."""
+    ALUs that can run them in turn, emitting east and west; ``b`` shifts are in range
+    and beyond."""
     b = Bench(name)
     c = b.c
     rng = np.random.default_rng(w)
@@ -157,7 +164,7 @@ def test_random_ops(name, w):
         y = lanes(rng, w, c.vl, edges=[1, -1] if op in ("ADDS", "SUBS", "MULS") else ())
         if op in ("SHRA", "SHL"):
             y = rng.integers(-70, 70, size=c.vl)
-        alu = t % c.vxm_alus
+        alu = able(c, op)[t % len(able(c, op))]
         direction = "EW"[t % 2]
         dst = (c.streams - g) if t % 3 else 0
         b.put(t, "E", 0, x, w)
@@ -223,7 +230,7 @@ def test_operand_kinds_and_chaining(name):
     b.put(4, "E", 0, big, 32)
     b.issue(4, 0, vxm("NARROW", 0, E(0), dst=("E", 1)))
     b.issue(5, 0, vxm("WIDEN", 0, ALU(0), dst=("E", 0)))           # R0 at 5: still x + 3
-    b.issue(7, 0, vxm("MUL", 1, ALU(0), ALU(0), dst=("W", 0)))     # R0 = narrow(big)
+    b.issue(7, c.mul_alus[0], vxm("MUL", 1, ALU(0), ALU(0), dst=("W", 0)))  # R0 = narrow(big)
     tr = b.run(11)
 
     x3 = (x + 3 + 128) % 256 - 128
@@ -253,7 +260,7 @@ def test_requant(name):
             ties = [(2 * q + 1) * half for q in (-3, -2, 1, 2, 0)][:c.vl]
             x[:len(ties)] = ties
         b.put(t, "W", 0, x, 32)
-        b.issue(t, t % c.vxm_alus, vxm("REQUANT", 0, W(0), dst=("E", 1),
+        b.issue(t, c.mul_alus[t % len(c.mul_alus)], vxm("REQUANT", 0, W(0), dst=("E", 1),
                                        mult=mult, shift=shift, zp=zp))
         cases.append((t, x, requantize(x, mult, shift, zp).astype(np.int64)))
     tr = b.run(len(params) + LAT)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..image import Output
-from ..isa import Instr, Operand, OperandKind
+from ..isa import Instr, Operand, OperandKind, vxm_alu_can
 from ..machine import Dir, SliceKind, get_config
 from .gemm import CompileError, _Gemm, _ceil
 from .graph import DTYPES, Graph, GraphError, Tensor
@@ -394,6 +394,36 @@ class _Lowering:
             return steps or [_Step("MOV", dt, src)]
         return None
 
+    def assign_alus(self, steps, spare=0):
+        """The ALUs of a chain: ``(ALU of each step, {held tensor: ALU})``, or None
+        if the VXM cannot run it with ``spare`` more plain steps.
+
+        ``LUT`` runs on ALU 0, ``MUL``/``MULS``/``REQUANT`` on an ALU with a
+        multiplier (``isa.vxm_alu_can``, ``Config.mul_alus``). Step ``k`` on
+        ALU ``k`` and the held operands on the ALUs after the steps when that
+        is legal; otherwise the steps that only some ALUs can run choose first.
+        The step's cycle does not depend on its ALU (``3k`` after step 0)."""
+        cfg, A = self.cfg, self.cfg.vxm_alus
+        held = list(dict.fromkeys(st.b[1] for st in steps if st.b[0] == "reg"))
+        n = len(steps)
+        # (budget as the chain planner always counted it: one ALU per held-operand use)
+        if n + sum(st.b[0] == "reg" for st in steps) + spare > A:
+            return None
+        if all(vxm_alu_can(cfg, k, st.mnemonic) for k, st in enumerate(steps)):
+            return list(range(n)), {t: n + i for i, t in enumerate(held)}
+        free = list(range(A))
+        alus = [None] * n
+
+        def able(k):
+            return [a for a in free if vxm_alu_can(cfg, a, steps[k].mnemonic)]
+        for k in sorted(range(n), key=lambda k: len(able(k))):
+            cands = able(k)
+            if not cands:
+                return None
+            alus[k] = cands[0]
+            free.remove(cands[0])
+        return alus, {t: free[i] for i, t in enumerate(held)}
+
     def plan_chain(self, first, alus=None):
         """Grow a chain from ``first`` (a matmul or an elementwise op) while the
         next op is the single consumer, elementwise, and ``alus`` ALUs suffice."""
@@ -416,7 +446,7 @@ class _Lowering:
             if new is None:
                 break
             trial = steps + new
-            if len(trial) + len([s for s in trial if s.b[0] == "reg"]) > A:
+            if self.assign_alus(trial, spare=self.cfg.vxm_alus - A) is None:
                 break
             steps, cur = trial, nxt.output
             ops.append(nxt)
@@ -439,7 +469,8 @@ class _Lowering:
                 done.add(op)
                 continue
             chain = self.plan_chain(op)
-            if chain.head is None and self._shares_port(chain) and len(chain.steps) >= self.cfg.vxm_alus:
+            if chain.head is None and self._shares_port(chain) \
+                    and self.assign_alus(chain.steps, spare=1) is None:
                 chain = self.plan_chain(op, self.cfg.vxm_alus - 1)     # room for the extra MOV
             if any(s.mnemonic == "LUT" for s in chain.steps):
                 self.use_lut(chain)
@@ -543,14 +574,14 @@ class _Lowering:
             self._touch(wt)
         return d, base
 
-    def _place_step(self, k, step, t, ops_in, head_expects, dst_info, value, regs):
-        """Place ALU ``k``'s instruction of one word at ``t``."""
+    def _place_step(self, k, step, t, ops_in, head_expects, dst_info, value, regs, alus):
+        """Place step ``k``'s instruction of one word at ``t`` on ALU ``alus[k]``."""
         fields = dict(dtype=step.dtype, we=0, wdir=0, wstream=0)
         expects = []
         for name, src in (("a", step.a), ("b", step.b)):
             kind = src[0]
             if kind == "prev":
-                op = Operand(OperandKind.ALU, Dir.E, k - 1)
+                op = Operand(OperandKind.ALU, Dir.E, alus[k - 1])
             elif kind == "head":
                 op, ex = head_expects
                 expects += ex
@@ -572,17 +603,18 @@ class _Lowering:
         if dst_info is not None:
             d, s = dst_info
             fields.update(we=1, wdir=d.value, wstream=s)
-        self.sched.place(f"VXM{k}", t, Instr(SliceKind.VXM, step.mnemonic, fields),
+        self.sched.place(f"VXM{alus[k]}", t, Instr(SliceKind.VXM, step.mnemonic, fields),
                          produces=value if dst_info is not None else None, expects=expects)
         self._touch(t)
 
-    def _choose_dst(self, out, rows, tiles, write_times, extra_reads, groups=None):
+    def _choose_dst(self, out, rows, tiles, write_times, extra_reads, groups=None, streams_ok=None):
         """The first (slices, bank) whose writes meet no other write and no read
         of the same bank in one cycle; ``write_times(slices) -> [(slice, cycle,
         word)]``. int8 tensors (the MXM's activations, read with its weights)
         try bank 0 first and int32 ones bank 1, so that the writes of a GEMM's
         results meet its reads in the other bank, as in :mod:`.gemm`; the
-        roomiest first within a bank."""
+        roomiest first within a bank. ``streams_ok(slices)``: whether the
+        result can reach those slices (streams free at its emit cycles)."""
         words = rows * tiles
         first = 0 if out.dtype == "i8" else 1
         if out.dtype == "i8":
@@ -594,7 +626,8 @@ class _Lowering:
         for slices, bank in cands:
             addr = max(self.mem.next[s.name, bank] for s in slices)
             if all(self.ports.write_ok(sl.name, t, addr + w, extra_reads)
-                   for sl, t, w in write_times(slices)):
+                   for sl, t, w in write_times(slices)) \
+                    and (streams_ok is None or streams_ok(slices)):
                 self.mem.alloc(slices, bank, words, f"tensor {out.name}")
                 return Loc(slices, addr, rows, tiles)
         raise CompileError(f"tensor {out.name}: no MEM slice has room for its {words} words in a "
@@ -616,7 +649,7 @@ class _Lowering:
         through an extra ``MOV`` step reads them 3 cycles apart instead."""
         if not self._shares_port(chain):
             return
-        if len(chain.steps) + 1 > self.cfg.vxm_alus:
+        if self.assign_alus(chain.steps, spare=1) is None:
             raise CompileError(f"{chain.ops[0].kind} {chain.out.name}: both operands are in one "
                                "MEM slice and the VXM has no ALU to spare")
         s0 = chain.steps[0]
@@ -684,6 +717,7 @@ class _Lowering:
         writes of its result into ``dst``. ``heads``: per word, the MXM row
         ALU 0 reads (GEMM chains); ``regs``: ALU of each held operand."""
         n = len(chain.steps)
+        alus, _ = self.assign_alus(chain.steps)
         for i, t in starts:
             value = ("v", chain.out.name, i)
             ins = {}
@@ -699,7 +733,7 @@ class _Lowering:
             dst_info = self._write_out(dst, i, t + 3 * n, value)
             for k, s in enumerate(chain.steps):
                 self._place_step(k, s, t + 3 * k, ins[k], heads[i] if heads else None,
-                                 dst_info if k == n - 1 else None, value, regs)
+                                 dst_info if k == n - 1 else None, value, regs, alus)
 
     # -- GEMM phase -------------------------------------------------------------------
 
@@ -767,7 +801,16 @@ class _Lowering:
             def write_times(slices):
                 return [(sl, ta + 3 * n + abs(sl.pos - self.vxm.pos), v)
                         for sl in slices for v, ta in dry.arrivals.items()]
-            dst = self._choose_dst(out, rows, tiles, write_times, reads)
+
+            def streams_ok(slices):
+                # the chain's results leave the VXM while this phase's weights and
+                # rows are on the streams (the dry run's) and earlier phases' are
+                # still in flight (the program's): free streams in both
+                d = Dir.E if slices[0].pos > self.vxm.pos else Dir.W
+                return all(sched.streams_free(d, [(self.vxm.pos, ta + 3 * n, sl.pos) for sl in slices],
+                                              align=len(slices))
+                           for ta in dry.arrivals.values() for sched in (self.sched, dry.sched))
+            dst = self._choose_dst(out, rows, tiles, write_times, reads, streams_ok=streams_ok)
         else:
             def write_times(slices):
                 return [(sl, e + abs(sl.pos - dry.mxm.pos), v)
@@ -827,11 +870,7 @@ class _Lowering:
     def _plan_regs(self, chain, dry, reads):
         """ALU indices of the held operands and one MOV per (pass, operand):
         after the previous pass's last use, before this pass's first."""
-        n = len(chain.steps)
-        regs, loads = {}, []
-        for k, s in enumerate(chain.steps):
-            if s.b[0] == "reg" and s.b[1] not in regs:
-                regs[s.b[1]] = n + len(regs)
+        regs, loads = self.assign_alus(chain.steps)[1], []
         uses = {t: [k for k, s in enumerate(chain.steps) if s.b == ("reg", t)] for t in regs}
         passes = {}
         for v, ta in dry.arrivals.items():

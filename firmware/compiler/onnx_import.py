@@ -111,7 +111,8 @@ class _Importer:
         self.imp = Imported(self.g, [], [])
 
     def fail(self, node, msg):
-        raise OnnxImportError(f"node {node.name or node.output[0]!r} ({node.op_type}): {msg}")
+        name = node.name or (node.output[0] if node.output else "")
+        raise OnnxImportError(f"node {name!r} ({node.op_type}): {msg}")
 
     # -- values ------------------------------------------------------------------
 
@@ -125,7 +126,28 @@ class _Importer:
         if v.size != 1:
             self.fail(node, f"{what} must be a scalar (per-tensor quantisation); "
                       f"per-axis parameters are not supported")
+        if v.dtype.kind not in "iuf":
+            self.fail(node, f"{what} is {v.dtype}, not a number")
+        if not np.isfinite(v).all():
+            self.fail(node, f"{what} is {v.reshape(()).item()}, not a finite number")
         return v.reshape(())
+
+    def scale(self, node, index, what):
+        """A quantisation scale: a positive finite float32 scalar."""
+        if len(node.input) <= index or not node.input[index]:
+            self.fail(node, f"{what} is missing")
+        s = np.float32(self.scalar(node, node.input[index], what))
+        if not (np.isfinite(s) and s > 0):
+            self.fail(node, f"{what} is {s}; a scale must be a positive finite number")
+        return s
+
+    def combined(self, node, scale):
+        """A product or ratio of scales, which must stay a positive finite number."""
+        scale = float(scale)
+        if not (np.isfinite(scale) and scale > 0):
+            self.fail(node, f"the scales combine to {scale}, which float arithmetic cannot "
+                      "carry (scales too large or too small)")
+        return scale
 
     def tensor(self, node, name):
         """An integer tensor input of ``node`` (constants become graph constants)."""
@@ -157,14 +179,28 @@ class _Importer:
     def run(self):
         graph = self.model.graph
         for init in graph.initializer:
-            self.consts[init.name] = numpy_helper.to_array(init)
+            try:
+                self.consts[init.name] = numpy_helper.to_array(init)
+            except Exception as e:      # data that does not match its type or shape
+                raise OnnxImportError(f"initializer {init.name!r}: unreadable "
+                                      f"({type(e).__name__}: {_one_line(e)})") from None
         for vi in graph.input:
             if vi.name in self.consts:
                 continue
             tt = vi.type.tensor_type
+            if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
+                raise OnnxImportError(f"graph input {vi.name!r}: not a tensor of known shape")
+            for i, d in enumerate(tt.shape.dim):
+                if not (d.HasField("dim_value") and d.dim_value > 0):
+                    size = repr(d.dim_param) if d.HasField("dim_param") else d.dim_value
+                    raise OnnxImportError(f"graph input {vi.name!r}: dimension {i} is {size}; the "
+                                          "TSP is compiled for fixed, positive sizes")
             shape = tuple(d.dim_value for d in tt.shape.dim)
             if tt.elem_type in _INT_TYPES:
-                self.env[vi.name] = self.g.input(vi.name, shape, _INT_TYPES[tt.elem_type])
+                try:
+                    self.env[vi.name] = self.g.input(vi.name, shape, _INT_TYPES[tt.elem_type])
+                except GraphError as e:
+                    raise OnnxImportError(f"graph input {vi.name!r}: {e}") from None
             elif tt.elem_type == onnx.TensorProto.FLOAT:
                 self.env[vi.name] = _HostFloat(vi.name, shape)
             else:
@@ -178,9 +214,17 @@ class _Importer:
             if handler is None or node.domain not in ("", "ai.onnx"):
                 self.fail(node, f"operator not supported; supported: {', '.join(SUPPORTED_OPS)}")
             try:
-                handler(node, _attrs(node))
+                # scales that overflow or vanish are caught by the checks, not as warnings
+                with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+                    handler(node, _attrs(node))
+            except OnnxImportError:
+                raise
             except GraphError as e:
                 self.fail(node, str(e))
+            except (IndexError, KeyError, TypeError, ValueError, OverflowError,
+                    ZeroDivisionError) as e:
+                # A shape or value the checks above did not foresee: still name the node.
+                self.fail(node, f"malformed node ({type(e).__name__}: {e})")
         for vo in graph.output:
             self.output(vo.name)
         return self.imp
@@ -203,8 +247,8 @@ class _Importer:
     # -- operators ----------------------------------------------------------------
 
     def op_Constant(self, node, attrs):
-        if "value" not in attrs:
-            self.fail(node, "only the 'value' attribute is supported")
+        if "value" not in attrs or not isinstance(attrs["value"], onnx.TensorProto):
+            self.fail(node, "only the 'value' attribute (a tensor) is supported")
         self.consts[node.output[0]] = numpy_helper.to_array(attrs["value"])
 
     def op_Identity(self, node, attrs):
@@ -230,7 +274,7 @@ class _Importer:
 
     def op_QuantizeLinear(self, node, attrs):
         self._check_attrs(node, attrs, {"axis": None, "saturate": 1})
-        s = np.float32(self.scalar(node, node.input[1], "y_scale"))
+        s = self.scale(node, 1, "y_scale")
         zp = self._zp(node, 2, "y_zero_point")
         if len(node.input) < 3 or not node.input[2]:
             self.fail(node, "a zero point of type int8 is needed (the default is uint8)")
@@ -244,7 +288,7 @@ class _Importer:
         if x.t.dtype != "i32" or x.zp != 0:
             self.fail(node, "requantising an int8 tensor is not supported; QuantizeLinear must "
                       "follow a Gemm/MatMul in QDQ form")
-        t = self.g.requantize(x.t, float(np.float64(x.scale) / np.float64(s)), zp)
+        t = self.g.requantize(x.t, self.combined(node, np.float64(x.scale) / np.float64(s)), zp)
         lo, hi = (None if np.isinf(b) else int(np.clip(np.rint(np.float32(b) / s) + zp, -128, 127))
                   for b in (x.lo, x.hi))
         if lo is not None or hi is not None:
@@ -254,7 +298,7 @@ class _Importer:
     def op_DequantizeLinear(self, node, attrs):
         self._check_attrs(node, attrs, {"axis": None})
         t = self.tensor(node, node.input[0])
-        s = np.float32(self.scalar(node, node.input[1], "x_scale"))
+        s = self.scale(node, 1, "x_scale")
         zp = self._zp(node, 2, "x_zero_point" if t.dtype == "i8" else "bias zero point")
         self.set(node, _Affine(t, float(s), zp))
 
@@ -269,7 +313,7 @@ class _Importer:
             self.fail(node, "weights with a nonzero zero point are not supported")
         wv = w.t.value.T if transpose_w else w.t.value
         acc = self._matmul(node, x.t, wv, x.zp)
-        return _Affine(acc, float(np.float32(x.scale) * np.float32(w.scale)))
+        return _Affine(acc, self.combined(node, np.float32(x.scale) * np.float32(w.scale)))
 
     def _matmul(self, node, a, b_value, a_zp):
         """``(a - a_zp) @ b`` with ``b`` constant: the zero point folds into a bias."""
@@ -302,6 +346,8 @@ class _Importer:
             bf = self.consts[name].astype(np.float64)
         else:
             self.fail(node, f"bias {name!r} must be constant")
+        if not np.isfinite(bf).all():
+            self.fail(node, f"bias {name!r} holds values that are not finite")
         q = np.rint(bf / acc.scale)
         if q.size and np.abs(q).max() >= 2**31:
             self.fail(node, "bias does not fit int32 at the accumulator's scale")
@@ -335,7 +381,7 @@ class _Importer:
         a, b = self.tensor(node, node.input[0]), self.tensor(node, node.input[3])
         if a.dtype != "i8" or b.dtype != "i8":
             self.fail(node, "only int8 operands are supported")
-        sa, sb, sy = (np.float32(self.scalar(node, node.input[i], n))
+        sa, sb, sy = (self.scale(node, i, n)
                       for i, n in ((1, "a_scale"), (4, "b_scale"), (6, "y_scale")))
         a_zp, b_zp, y_zp = (self._zp(node, i, n) for i, n in
                             ((2, "a_zero_point"), (5, "b_zero_point"), (7, "y_zero_point")))
@@ -344,7 +390,7 @@ class _Importer:
             self.fail(node, "a nonzero a_zero_point needs constant weights (folded into a bias)")
         acc = self._matmul(node, a, b.value, a_zp) if b.is_const else self.g.matmul(a, b)
         # the reference multiplies by the float32 product a_scale * b_scale / y_scale
-        self.set(node, self.g.requantize(acc, float(sa * sb / sy), y_zp))
+        self.set(node, self.g.requantize(acc, self.combined(node, sa * sb / sy), y_zp))
 
     def op_Add(self, node, attrs):
         a, b = self.env.get(node.input[0]), self.env.get(node.input[1])
@@ -373,7 +419,13 @@ class _Importer:
             if not name:
                 bounds.append(None)
             elif name in self.consts and name not in self.env:
-                bounds.append(np.asarray(self.consts[name]).reshape(()).item())
+                bound = np.asarray(self.consts[name])
+                if bound.size != 1 or bound.dtype.kind not in "iuf" or np.isnan(bound).any():
+                    self.fail(node, f"bound {name!r} must be one number, not {bound.dtype} "
+                              f"{list(bound.shape)}")
+                if not isinstance(x, _Affine) and not np.isfinite(bound).all():
+                    self.fail(node, f"bound {name!r} of an integer Clip is not finite")
+                bounds.append(bound.reshape(()).item())
             elif isinstance(x, _Affine):
                 self.fail(node, "a float Clip needs constant bounds")
             else:
@@ -392,7 +444,15 @@ class _Importer:
     def op_Reshape(self, node, attrs):
         self._check_attrs(node, attrs, {"allowzero": 0})
         x = self.tensor(node, node.input[0])
-        shape = [int(d) for d in self.const(node, node.input[1], "shape")]
+        given = np.asarray(self.const(node, node.input[1], "shape"))
+        if given.ndim != 1 or given.dtype.kind not in "iu":
+            self.fail(node, f"shape must be a 1-D integer tensor, not {given.dtype} "
+                      f"{list(given.shape)}")
+        shape = [int(d) for d in given]
+        if any(d < -1 for d in shape) or shape.count(-1) > 1:
+            self.fail(node, f"shape {shape}: sizes are positive, 0 (keep) or one -1 (infer)")
+        if any(d == 0 and i >= len(x.shape) for i, d in enumerate(shape)):
+            self.fail(node, f"shape {shape} keeps a dimension (0) that {list(x.shape)} lacks")
         shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
         if -1 in shape:
             known = int(np.prod([d for d in shape if d != -1]))
@@ -401,7 +461,11 @@ class _Importer:
 
     def op_Flatten(self, node, attrs):
         self._check_attrs(node, attrs, {"axis": None})
-        self.set(node, self.g.flatten(self.tensor(node, node.input[0]), attrs.get("axis", 1)))
+        x = self.tensor(node, node.input[0])
+        axis = attrs.get("axis", 1)
+        if not isinstance(axis, int) or not -len(x.shape) <= axis <= len(x.shape):
+            self.fail(node, f"axis {axis!r} out of range for a {len(x.shape)}-D input")
+        self.set(node, self.g.flatten(x, axis))
 
 
 def _attrs(node):
@@ -409,7 +473,29 @@ def _attrs(node):
 
 
 def import_onnx(model):
-    """An ONNX ``ModelProto`` (or a path) -> :class:`Imported`."""
+    """An ONNX ``ModelProto`` (or a path) -> :class:`Imported`.
+
+    The model must pass ``onnx.checker.check_model`` first (node arities,
+    attribute types, names defined before use, one producer per name); what this
+    importer cannot take after that is an :class:`OnnxImportError` naming the node.
+    """
     if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(str(model))
+        try:
+            model = onnx.load(str(model))
+        except OSError:
+            raise
+        except Exception as e:      # protobuf's DecodeError and friends
+            raise OnnxImportError(f"{model}: not a readable ONNX model "
+                                  f"({type(e).__name__}: {_one_line(e)})") from None
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:          # onnx.checker.ValidationError, and a proto it cannot read
+        raise OnnxImportError(f"not a valid ONNX model: {_one_line(e)}") from None
     return _Importer(model).run()
+
+
+def _one_line(error, most=300):
+    """An exception's message on one line, shortened."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= most else text[:most] + "..."
+

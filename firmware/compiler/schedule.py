@@ -170,6 +170,23 @@ class Schedule:
     def _free(self, direction, stream, diag, lo, hi):
         return all(hi < a or b < lo for a, b, _ in self._occupied.get((direction.value, stream, diag), ()))
 
+    def _find_streams(self, direction, segments, align):
+        """``(base, spans)``: the first free aligned run of streams for
+        ``segments`` (``base`` None if there is none) and their diagonals."""
+        spans = []
+        for src, emit, dst in segments:
+            lo, hi = self._stretch(direction, src, dst)
+            spans.append((self.diagonal(direction, src, emit), lo, hi))
+        for base in range(0, self.config.streams - len(segments) + 1, align):
+            if all(self._free(direction, base + i, d, lo, hi) for i, (d, lo, hi) in enumerate(spans)):
+                return base, spans
+        return None, spans
+
+    def streams_free(self, direction, segments, align=1):
+        """Would :meth:`alloc_streams` find streams for ``segments``? (Records nothing.)"""
+        direction = direction if isinstance(direction, Dir) else Dir(direction)
+        return self._find_streams(direction, segments, align)[0] is not None
+
     def alloc_streams(self, direction, segments, align=1, value=None):
         """Find ``len(segments)`` consecutive streams, the first a multiple of
         ``align``, such that stream ``base + i`` is free for ``segments[i] =
@@ -181,15 +198,11 @@ class Schedule:
         """
         direction = direction if isinstance(direction, Dir) else Dir(direction)
         n = len(segments)
-        spans = []
-        for src, emit, dst in segments:
-            lo, hi = self._stretch(direction, src, dst)
-            spans.append((self.diagonal(direction, src, emit), lo, hi))
-        for base in range(0, self.config.streams - n + 1, align):
-            if all(self._free(direction, base + i, d, lo, hi) for i, (d, lo, hi) in enumerate(spans)):
-                for i, (d, lo, hi) in enumerate(spans):
-                    self._occupied.setdefault((direction.value, base + i, d), []).append((lo, hi, value))
-                return base
+        base, spans = self._find_streams(direction, segments, align)
+        if base is not None:
+            for i, (d, lo, hi) in enumerate(spans):
+                self._occupied.setdefault((direction.value, base + i, d), []).append((lo, hi, value))
+            return base
         src, emit, dst = segments[0]
         d, lo, hi = spans[0]
         busy = [v for s in range(self.config.streams)

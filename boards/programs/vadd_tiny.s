@@ -1,0 +1,40 @@
+; Vector add, saturating int8: z = x + y for 4 vectors of 4 lanes (tiny, VL = 4), the
+; first program to run on the iCEBreaker (`docs/BOARDS.md`).
+;
+; Floorplan (tiny): MEM_W1 0 | MEM_W0 1 | VXM 2 | MEM_E0 3 | MEM_E1 4 | SXM_E 5 | MXM_E 6
+; A READ at cycle t is seen h hops away at t + 1 + h; a VXM op at t emits at t + 3.
+;   x: MEM_W1 (2 hops) reads at 0..3 -> E0 at the VXM at 3..6
+;   y: MEM_W0 (1 hop)  reads at 1..4 -> E1 at the VXM at 3..6
+;   VXM0 adds at 3..6, emits E2 at 6..9 -> MEM_E0 (1 hop) writes at 7..10
+; The last HALT is MEM_E0's at cycle 11, so the program takes 11 + T = 13 cycles.
+.config tiny
+.output z, MEM_E0, 0x10, 4, i8
+
+.data   MEM_W1, 0x0, -7, -80, 1, 127
+.data   MEM_W1, 0x1, -66, -60, 106, -100
+.data   MEM_W1, 0x2, -121, 111, -37, 36
+.data   MEM_W1, 0x3, 110, 45, 87, 72
+.data   MEM_W0, 0x0, -76, -21, 74, 88
+.data   MEM_W0, 0x1, -115, 111, 20, 37
+.data   MEM_W0, 0x2, -53, 101, -61, -40
+.data   MEM_W0, 0x3, 97, 49, -12, -115
+
+.queue MEM_W1
+        READ    0 -> E0
+        REPEAT  3, 1, 1
+        HALT
+.queue MEM_W0
+        NOP     1
+        READ    0 -> E1
+        REPEAT  3, 1, 1
+        HALT
+.queue VXM0
+        NOP     3
+        ADDS.i8 E0, E1 -> E2
+        REPEAT  3, 1
+        HALT
+.queue MEM_E0
+        NOP     7
+        WRITE   E2 -> 0x10
+        REPEAT  3, 1, 1
+        HALT

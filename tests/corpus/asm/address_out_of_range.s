@@ -1,0 +1,3 @@
+.config tiny
+.queue MEM_E0
+        WRITE W0 -> 0x400

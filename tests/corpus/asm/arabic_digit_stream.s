@@ -1,0 +1,3 @@
+.config tiny
+.queue MEM_E0
+        READ 0 -> E١

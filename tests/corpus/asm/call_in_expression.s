@@ -1,0 +1,3 @@
+.config tiny
+.queue MEM_E0
+        NOP __import__('os')

@@ -1,0 +1,2 @@
+.config tiny
+.data MEM_E0, 0, 300

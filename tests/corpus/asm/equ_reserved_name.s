@@ -1,0 +1,2 @@
+.config tiny
+.equ E3, 1

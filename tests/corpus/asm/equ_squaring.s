@@ -1,0 +1,44 @@
+.config tiny
+.equ A0, 1 << 100
+.equ A1, A0 * A0
+.equ A2, A1 * A1
+.equ A3, A2 * A2
+.equ A4, A3 * A3
+.equ A5, A4 * A4
+.equ A6, A5 * A5
+.equ A7, A6 * A6
+.equ A8, A7 * A7
+.equ A9, A8 * A8
+.equ A10, A9 * A9
+.equ A11, A10 * A10
+.equ A12, A11 * A11
+.equ A13, A12 * A12
+.equ A14, A13 * A13
+.equ A15, A14 * A14
+.equ A16, A15 * A15
+.equ A17, A16 * A16
+.equ A18, A17 * A17
+.equ A19, A18 * A18
+.equ A20, A19 * A19
+.equ A21, A20 * A20
+.equ A22, A21 * A21
+.equ A23, A22 * A22
+.equ A24, A23 * A23
+.equ A25, A24 * A24
+.equ A26, A25 * A25
+.equ A27, A26 * A26
+.equ A28, A27 * A27
+.equ A29, A28 * A28
+.equ A30, A29 * A29
+.equ A31, A30 * A30
+.equ A32, A31 * A31
+.equ A33, A32 * A32
+.equ A34, A33 * A33
+.equ A35, A34 * A34
+.equ A36, A35 * A35
+.equ A37, A36 * A36
+.equ A38, A37 * A37
+.equ A39, A38 * A38
+.equ A40, A39 * A39
+.queue MEM_E0
+        NOP A40

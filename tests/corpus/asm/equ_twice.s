@@ -1,0 +1,3 @@
+.config tiny
+.equ N, 1
+.equ N, 2

@@ -1,0 +1,3 @@
+.config tiny
+.queue VXM1
+        LUT E0 -> E1

@@ -1,0 +1,2 @@
+.config tiny
+.lut 1, 2, 3

@@ -1,0 +1,2 @@
+.config tiny
+.output y, MEM_E0, 0, 1, f32

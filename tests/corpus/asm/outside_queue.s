@@ -1,0 +1,2 @@
+.config tiny
+        NOP 1

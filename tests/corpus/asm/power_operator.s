@@ -1,0 +1,3 @@
+.config tiny
+.queue MEM_E0
+        NOP 2 ** 10

@@ -1,0 +1,5 @@
+.config tiny
+.queue MEM_E0
+        NOP 1
+.queue MEM_E0
+        NOP 2

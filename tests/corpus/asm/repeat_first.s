@@ -1,0 +1,3 @@
+.config tiny
+.queue MEM_E0
+        REPEAT 3, 1, 1

@@ -1,0 +1,2 @@
+.config tiny
+.config ulx3s

@@ -1,0 +1,3 @@
+.config tiny
+.queue VXM0
+        ADD #1, #2 -> E0

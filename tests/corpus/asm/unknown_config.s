@@ -1,0 +1,1 @@
+.config tpu9000

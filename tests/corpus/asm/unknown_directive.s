@@ -1,0 +1,2 @@
+.config tiny
+.bogus 1, 2

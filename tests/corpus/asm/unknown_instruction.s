@@ -1,0 +1,3 @@
+.config tiny
+.queue MEM_E0
+        FLY 0 -> E0

@@ -1,0 +1,3 @@
+.config tiny
+.queue MEM_E7
+        NOP 1

@@ -1,0 +1,3 @@
+.config tiny
+.queue MXM_E
+.word 0x1ffffffff
