@@ -226,6 +226,35 @@ def nextpnr_failure(log, device):
     return errors[0] if errors else "nextpnr failed (see top.tim)"
 
 
+class PhaseClock:
+    """Time spent in each build phase, from samples of which phase is running.
+
+    The logs are sampled twice a second, so a phase shorter than that (placing a small
+    design on an idle machine) can be passed over between two samples; it is then
+    recorded as taking no measurable time (and reported to ``progress``) rather than
+    left out.
+    """
+
+    ORDER = PHASES + ("done",)
+
+    def __init__(self, progress, now=time.monotonic):
+        self.progress, self.now = progress, now
+        self.started = now()
+        self.current, self.since = "elaborate", self.started
+        self.phase_s = {}
+
+    def enter(self, phase, detail=""):
+        now = self.now()
+        if phase != self.current:
+            self.phase_s[self.current] = now - self.since
+            order = self.ORDER
+            for skipped in order[order.index(self.current) + 1:order.index(phase)]:
+                self.phase_s[skipped] = 0.0
+                self.progress(skipped, now - self.started, "")
+            self.current, self.since = phase, now
+        self.progress(phase, now - self.started, detail)
+
+
 # -- the build --------------------------------------------------------------------------
 
 
@@ -246,18 +275,10 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
     build_dir = Path(build_dir or Path("build") / board)
     progress = progress or (lambda phase, elapsed, detail: None)
     env = yowasp_env(family)
-    started = time.monotonic()
-    phase_s = {}
-    current = ["elaborate", started]
+    clock = PhaseClock(progress)
+    enter = clock.enter
 
-    def enter(phase, detail=""):
-        now = time.monotonic()
-        if phase != current[0]:
-            phase_s[current[0]] = now - current[1]
-            current[:] = [phase, now]
-        progress(phase, now - started, detail)
-
-    progress("elaborate", 0.0, "")
+    enter("elaborate")
     try:
         top = top_class(config or mod.CONFIG, core_freq or mod.CORE_FREQ, core=core)
     except ValueError as e:
@@ -296,7 +317,7 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
             raise BuildError(f"bitstream packing failed (see {build_dir / 'build.log'})")
         raise BuildError(f"{nextpnr_failure(tim, device)} ({build_dir / 'top.tim'})")
 
-    report = _report(board, top, device, build_dir, family, phase_s)
+    report = _report(board, top, device, build_dir, family, clock.phase_s)
     (build_dir / "build.json").write_text(json.dumps(report.as_json(), indent=1) + "\n")
     if not report.timing_met:
         raise BuildError(f"timing not met: core clock {report.clock} reaches "

@@ -17,7 +17,8 @@ import pytest
 
 from boards import icebreaker, ulx3s
 from boards._common import BoardCore, uart_divisor
-from boards.build import BuildError, build, nextpnr_failure, parse_yosys_stat, PHASES
+from boards.build import (BuildError, PhaseClock, build, nextpnr_failure, parse_yosys_stat,
+                          PHASES)
 from firmware.asm import assemble
 from firmware.cli import main as tsp
 from firmware.hostlink import HostLink, SimTransport
@@ -232,6 +233,22 @@ ERROR: Max frequency for clock 'clk': 20.47 MHz (FAIL at 24.00 MHz)
 ])
 def test_nextpnr_failure_is_one_line(log, message):
     assert nextpnr_failure(log, "iCE40UP5K-SG48") == message
+
+
+def test_phase_clock_records_phases_passed_between_samples():
+    # A small design can be placed between two samples of the logs: the sampler sees
+    # synth, then route. Place is still in the report, with no measurable time.
+    t = iter([0.0, 1.0, 5.0, 9.0, 9.5])
+    seen = []
+    clock = PhaseClock(lambda phase, elapsed, detail: seen.append((phase, elapsed)),
+                       now=lambda: next(t))
+    for phase in ("elaborate", "synth", "route", "done"):
+        clock.enter(phase)
+    assert list(clock.phase_s) == ["elaborate", "synth", "place", "route", "pack"]
+    assert clock.phase_s == {"elaborate": 5.0, "synth": 4.0, "place": 0.0, "route": 0.5,
+                             "pack": 0.0}
+    assert seen == [("elaborate", 1.0), ("synth", 5.0), ("place", 9.0), ("route", 9.0),
+                    ("pack", 9.5), ("done", 9.5)]
 
 
 def test_yosys_stat_both_layouts():
