@@ -21,8 +21,8 @@ the read ports and the outgoing streams, so ``Latencies.mem_read`` stays 1: a
 single flipped bit is corrected and reported on ``ecc[k].corrected``, anything
 worse passes through as read and is reported on ``ecc[k].uncorrectable``
 (only for instruction reads; a host read gets the corrected word and reports
-nothing). The reports are registered, a cycle after the data went out, so the
-top's counting (``rtl/top.py``) is not on the read path.
+nothing). The top (``rtl/top.py``) registers the reports before it counts
+them, so the counting is not on the read path.
 """
 
 from amaranth.hdl import Module, Signal, Cat
@@ -44,8 +44,7 @@ _MEM = SliceKind.MEM
 
 def ecc_event_layout(config):
     """What one tile's ECC decoder reports in a cycle: the instruction read whose data
-    left the block RAMs in the previous cycle had a corrected or an uncorrectable
-    error, at ``addr``."""
+    leave the block RAMs now had a corrected or an uncorrectable error, at ``addr``."""
     return data.StructLayout({"corrected": 1, "uncorrectable": 1,
                               "addr": range(config.mem_words)})
 
@@ -69,8 +68,7 @@ class MemSlice(wiring.Component):
     host_rdata : Out(ArrayLayout(8, VL))
         The word at the ``host.addr`` of the previous cycle (ECC-corrected).
     ecc : Out(ArrayLayout(ecc_event_layout, tiles))
-        Tile ``k``'s decoder on the read data of the previous cycle (registered; always
-        zero without ECC).
+        Tile ``k``'s decoder on the read data of this cycle (always zero without ECC).
     """
 
     def __init__(self, config, slice):
@@ -212,10 +210,8 @@ class MemSlice(wiring.Component):
             m.d.comb += [crp.addr.eq(rd_addr), cwp.en.eq(st_en), cwp.addr.eq(st_addr),
                          cwp.data.eq(_encode(self._code, st_data))]
             fixed, corrected, uncorrectable = _decode(m, self._code, raw, crp.data)
-            m.d.comb += rdata.eq(fixed)
-            # The report is registered: the decoder's verdict and the top's counting are
-            # then two cycles, and neither lengthens the read path (block RAM -> streams).
-            m.d.sync += [self.ecc[k].corrected.eq(em_valid & corrected),
+            m.d.comb += [rdata.eq(fixed),
+                         self.ecc[k].corrected.eq(em_valid & corrected),
                          self.ecc[k].uncorrectable.eq(em_valid & uncorrectable),
                          self.ecc[k].addr.eq(em_addr)]
         m.d.comb += self.host_rdata.as_value()[8 * L * k:8 * L * (k + 1)].eq(rdata)

@@ -25,8 +25,8 @@ cycle; and its local cycle as tile 0 sees it). ECC (``firmware/ecc.py``):
 the machine and is not an ``err_queue``/``err_cycle`` error), and
 ``ecc_slice``, ``ecc_tile``, ``ecc_addr`` say where the first was. All of them
 are cleared by ``START``. They settle one cycle after ``done`` (and so does the
-``MEM_ECC`` bit of ``errors``): the MEM tiles register their reports, which keeps
-the counting off the read path.
+``MEM_ECC`` bit of ``errors``): the MEM tiles' reports are registered before they
+are counted, which keeps the counting off the read path.
 """
 
 
@@ -313,8 +313,16 @@ class TSP(wiring.Component):
         Returns the sticky ``MEM_ECC`` bit."""
         c = self._config
         failed = Signal()
-        events = [(s.pos, k, self.slices[s.pos].ecc[k]) for s in c.floorplan.of_kind(SliceKind.MEM)
-                  if self.slices[s.pos] is not None for k in range(c.tiles)]
+        events = []
+        for s in c.floorplan.of_kind(SliceKind.MEM):
+            if self.slices[s.pos] is None:
+                continue
+            for k, report in enumerate(self.slices[s.pos].ecc):
+                # Registered first: a report comes straight from the decoder at the end of
+                # the read path (block RAM -> decoder), the counting gets a cycle of its own.
+                event = Signal(report.shape(), name=f"ecc_{s.name}_{k}")
+                m.d.sync += event.eq(report)
+                events.append((s.pos, k, event))
         if not events:
             return failed
         where = [self.ecc_slice, self.ecc_tile, self.ecc_addr]
