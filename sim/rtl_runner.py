@@ -1,8 +1,9 @@
 """Run program images on the gateware: Verilog from ``rtl/``, Icarus through cocotb.
 
 :func:`run_image_rtl` converts ``TSP(config)`` to Verilog (cached under
-``build/rtl/``, keyed by a hash of the gateware sources), compiles it with
-Icarus once per configuration, runs :mod:`sim.cocotb_tb` on one image and
+``build/rtl/``, keyed by a hash of the gateware sources; the flat simulation
+Verilog of :mod:`sim.icarus_verilog`, or Amaranth's own for wave runs), compiles
+it with Icarus once per configuration, runs :mod:`sim.cocotb_tb` on one image and
 compares what comes back with the golden model: final memory of every MEM
 slice, error flags and the cycle count, exactly. With ``trace=True`` it also
 records every hop register in every cycle and, where the two disagree, names
@@ -95,47 +96,48 @@ def _source_hash(config):
     return h.hexdigest()[:12]
 
 
-def build_dir_for(config, waves=False, variant=None):
-    """The build folder of ``config``: ``-waves`` for Amaranth's own Verilog with a
-    wave dump, ``-flat<hash>`` for the simulation Verilog of ``sim/icarus_verilog.py``
-    (its hash in the name). ``variant``: a broken variant of ``sim/broken.py``, built
-    in its own folder."""
+def _build_key(config, variant=None):
+    """``<config>-<hash of the gateware sources>[-<variant>-<hash>]``."""
     tag = ""
     if variant:
         tag = f"-{variant}-{hashlib.sha1((ROOT / 'sim' / 'broken.py').read_bytes()).hexdigest()[:6]}"
+    return f"{config.name}-{_source_hash(config)}{tag}"
+
+
+def build_dir_for(config, waves=False, variant=None):
+    """The build folder of ``config``: ``-waves`` for Amaranth's own Verilog with a
+    wave dump, ``-flat<hash>`` for the simulation Verilog of ``sim/icarus_verilog.py``
+    (the hash of its recipe in the name). ``variant``: a broken variant of
+    ``sim/broken.py``, built in its own folder."""
     if waves:
         kind = "-waves"
-    else:       # the flat simulation Verilog: its recipe is part of the key
+    else:
         from sim.icarus_verilog import recipe_hash
         kind = f"-flat{recipe_hash()}"
-    return BUILD / f"{config.name}-{_source_hash(config)}{tag}{kind}"
+    return BUILD / f"{_build_key(config, variant)}{kind}"
 
 
 def _verilog(config, build_dir, variant=None, waves=False):
     """The Verilog a build compiles: the flat simulation Verilog of
-    ``sim/icarus_verilog.py`` (about 100x faster on Icarus), or Amaranth's own for a
+    ``sim/icarus_verilog.py`` (80 times as fast on Icarus), or Amaranth's own for a
     wave build, whose save files name Amaranth's hierarchy. Both come from one
-    RTLIL, which the builds with and without waves share."""
+    RTLIL (``build/rtl/<key>.il``), made once per gateware."""
     from sim import icarus_verilog
     path = build_dir / f"{TOPLEVEL}.v"
     if path.exists():
         return path
     build_dir.mkdir(parents=True, exist_ok=True)
-    rtlil = build_dir / f"{TOPLEVEL}.il"
-    twin = build_dir_for(config, not waves, variant) / rtlil.name
+    rtlil = BUILD / f"{_build_key(config, variant)}.il"
     if not rtlil.exists():
-        tmp = rtlil.with_name(rtlil.name + ".tmp")
-        if twin.exists():
-            shutil.copyfile(twin, tmp)
-        else:
-            tmp.write_text(icarus_verilog.rtlil_text(config, TOPLEVEL, variant))
+        tmp = rtlil.with_name(f"{rtlil.name}.{os.getpid()}.tmp")
+        tmp.write_text(icarus_verilog.rtlil_text(config, TOPLEVEL, variant))
         tmp.replace(rtlil)
+    tmp = path.with_name(path.name + ".tmp")
     if waves:
-        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(icarus_verilog.amaranth_verilog(rtlil.read_text()))
-        tmp.replace(path)
     else:
-        icarus_verilog.sim_verilog(rtlil, path, config, TOPLEVEL)
+        icarus_verilog.sim_verilog(rtlil, tmp, config, TOPLEVEL)
+    tmp.replace(path)
     return path
 
 
@@ -145,10 +147,17 @@ def _runner(config, waves, variant=None):
     BUILD.mkdir(parents=True, exist_ok=True)
     # One build at a time per folder (pytest -n runs cases of one config side by side).
     with _lock(BUILD / f"{build_dir.name}.lock"):
+        from sim.icarus_verilog import READBACK_TOP, readback_verilog
         source = _verilog(config, build_dir, variant, waves)
+        # A second top level dumps the block RAMs at done (sim/icarus_verilog.py).
+        readback = build_dir / f"{READBACK_TOP}.v"
+        text = readback_verilog(config, TOPLEVEL, flat=not waves)
+        if not readback.exists() or readback.read_text() != text:
+            readback.write_text(text)
         runner = get_runner("icarus")
-        # cocotb recompiles only when the source is newer than its sim.vvp.
-        runner.build(sources=[source], hdl_toplevel=TOPLEVEL, timescale=("1ns", "1ps"),
+        # cocotb recompiles only when a source is newer than its sim.vvp.
+        runner.build(sources=[source, readback], hdl_toplevel=TOPLEVEL,
+                     build_args=["-s", READBACK_TOP], timescale=("1ns", "1ps"),
                      waves=waves, build_dir=build_dir, log_file=build_dir / "build.log")
     return runner, build_dir
 

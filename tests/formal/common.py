@@ -43,7 +43,8 @@ def frozen(m, value, first, name):
 
 
 def past(m, value, name, cycles=1):
-    """``value`` as it was ``cycles`` cycles ago (its initial value before that)."""
+    """``value`` as it was ``cycles`` cycles ago (its initial value before that).
+    Call it outside any ``m.If``: its registers must load every cycle."""
     for i in range(cycles):
         reg = Signal.like(value, name=f"{name}_past{i + 1}")
         m.d.sync += reg.eq(value)

@@ -1,6 +1,6 @@
 """The queue sequencer's timing (``rtl/icu.py``, ``docs/ARCHITECTURE.md`` section 3).
 
-The solver writes any program of ``depth`` words into one MEM queue (ordinary
+The solver writes any program of ``words`` words into one MEM queue (ordinary
 ``READ``/``WRITE``/``RW`` words, ``NOP n``, ``REPEAT n, d, stride``, ``NOTIFY``,
 ``HALT``, in any order, any fields the ISA allows), then starts it. A
 specification written here from the table of section 3, independently of the
@@ -47,10 +47,10 @@ WORD = WORD_BITS[MEM]
 TIME = 8                       # bits of a local cycle number in the specification
 
 
-def config_for(depth):
-    """``depth`` instruction words; two banks of 4096 words, so that every 13-bit
+def config_for(words):
+    """``words`` instruction words; two banks of 4096 words, so that every 13-bit
     address is in range and only a walk past the field's width leaves it."""
-    return formal_config(f"formal_icu{depth}", queue_depth=depth, bank_words=4096)
+    return formal_config(f"formal_icu{words}", queue_depth=words, bank_words=4096)
 
 
 def _code(mnemonic):
@@ -59,22 +59,22 @@ def _code(mnemonic):
 
 class SequencerBench(wiring.Component):
     """One MEM :class:`~rtl.icu.InstructionQueue` (or ``queue_cls``, a broken
-    variant) running a free program of ``depth`` words against the specification."""
+    variant) running a free program of ``words`` words against the specification."""
 
-    def __init__(self, depth=4, *, shape=None, nop_max=3, rep_max=2, dist_max=2, stride_max=3,
+    def __init__(self, words=4, *, shape=None, nop_max=3, rep_max=2, dist_max=2, stride_max=3,
                  queue_cls=InstructionQueue):
-        self._config = config_for(depth)
-        self._depth = depth
+        self._config = config_for(words)
+        self._words = words
         # shape: per word, the mnemonics it may be ("ORD" = READ, WRITE or RW); None: any
         self._shape = shape
         self._nop_max, self._rep_max = nop_max, rep_max
         self._dist_max, self._stride_max = dist_max, stride_max
         self.queue = queue_cls(self._config, self._config.floorplan.queue("MEM_E0"))
-        super().__init__({"program": In(data.ArrayLayout(WORD, depth))})
+        super().__init__({"program": In(data.ArrayLayout(WORD, words))})
 
     def elaborate(self, platform):
         m = Module()
-        c, D = self._config, self._depth
+        c, D = self._config, self._words
         no_reset(m)
         first = first_cycle(m)
         m.submodules.queue = q = self.queue

@@ -27,7 +27,7 @@ It asserts, cycle by cycle:
 - if no executed instruction reads, nothing ever appears on any stream.
 """
 
-from amaranth.hdl import Module, Signal, Cat, Const, Mux, Assert, Assume
+from amaranth.hdl import Module, Signal, Cat, Mux, Assert, Assume
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
