@@ -90,6 +90,28 @@ def test_matmulinteger_add_relu(config):
     assert got.dtype == ref.dtype and np.array_equal(got, ref)
 
 
+@pytest.mark.parametrize("shape, phases", [
+    # the bias's home slices are read by the GEMM in every gap between passes: a copy
+    # elsewhere in MEM feeds the held register
+    ((1, 9, 33), ["gemm"]), ((6, 4, 20), ["gemm"]),
+    # no slice has a free read port in the gap: the add runs as a phase of its own
+    ((9, 4, 20), ["gemm", "eltwise"]),
+])
+def test_bias_held_between_short_mxm_passes(shape, phases):
+    M, K, N = shape
+    rng = np.random.default_rng(0)
+    w, b = i8(rng, (K, N)), rng.integers(-1000, 1000, (1, N)).astype(np.int32)
+    m = model([helper.make_node("MatMulInteger", ["x", "w"], ["acc"]),
+               helper.make_node("Add", ["acc", "b"], ["y"])],
+              [("x", I8, [M, K])], [("y", I32, [M, N])], [("w", w), ("b", b)])
+    feeds = {"x": i8(rng, (M, K))}
+    imp = import_onnx(m)
+    assert [p["kind"] for p in compile_graph(imp.graph, imp.host_inputs(feeds),
+                                             "ulx3s").phases] == phases
+    (got,), (ref,) = run_tsp(m, feeds)
+    assert np.array_equal(got, ref)
+
+
 def test_matmulinteger_zero_point_folded_into_bias():
     rng = np.random.default_rng(2)
     w = i8(rng, (9, 20))

@@ -152,6 +152,10 @@ class _Step:
     extra: dict = None      # REQUANT's mult/shift/zp
 
 
+class _NoLoadSlot(CompileError):
+    """A GEMM chain's held operand has no cycle to be loaded between two MXM passes."""
+
+
 @dataclass
 class _Chain:
     """A phase: ``head`` (the matmul op, or None for a MEM-fed chain), the
@@ -289,9 +293,11 @@ class _Lowering:
                                f"{self.cfg.name} has {self.cfg.mem_slices}")
         return groups
 
-    def store_tensor(self, t, splat=False):
+    def store_tensor(self, t, splat=False, avoid=None):
         """Place an input or constant, bank 0 first, in the row-tile layout
-        (``splat``: as one word with the value in every lane)."""
+        (``splat``: as one word with the value in every lane). With ``avoid`` (a set
+        of MEM slices) this stores a second copy outside those slices and returns its
+        location, or None if there is no room; the tensor's home stays where it was."""
         v = self.value(t)
         vl = self.vl
         rows, tiles = (1, 1) if splat else (t.rows, self._tiles_of(t))
@@ -305,21 +311,31 @@ class _Lowering:
         words = words.reshape(rows * tiles, vl)
         n = rows * tiles
         if t.dtype == "i8":
-            sl, bank = max(((s, b) for s in self.mem.mems for b in (0, 1)),
-                           key=lambda c: (self.mem.room([c[0]], c[1]) >= n, -c[1],
-                                          self.mem.room([c[0]], c[1]), -c[0].pos))
+            places = [((s,), b) for s in self.mem.mems for b in (0, 1)]
+        else:
+            places = [(g, b) for g in self._need_groups(t) for b in (0, 1)]
+        if avoid is not None:
+            places = [(g, b) for g, b in places
+                      if not set(g) & avoid and self.mem.room(list(g), b) >= n]
+            if not places:
+                return None
+        if t.dtype == "i8":
+            (sl,), bank = max(places, key=lambda c: (self.mem.room(list(c[0]), c[1]) >= n, -c[1],
+                                                     self.mem.room(list(c[0]), c[1]),
+                                                     -c[0][0].pos))
             addr = self.mem.alloc([sl], bank, n, f"tensor {t.name}")
             self.mem.store(sl, addr, words)
             loc = Loc((sl,), addr, rows, tiles, splat)
         else:
-            grp, bank = max(((g, b) for g in self._need_groups(t) for b in (0, 1)),
-                            key=lambda c: (self.mem.room(*c) >= n, -c[1], self.mem.room(*c)))
+            grp, bank = max(places, key=lambda c: (self.mem.room(*c) >= n, -c[1],
+                                                   self.mem.room(*c)))
             addr = self.mem.alloc(grp, bank, n, f"tensor {t.name}")
             u = words.astype(np.uint32)
             for i, sl in enumerate(grp):
                 self.mem.store(sl, addr, (u >> (8 * i)) & 0xFF)
             loc = Loc(grp, addr, rows, tiles, splat)
-        self.loc[(t, True) if splat else t] = loc
+        if avoid is None:
+            self.loc[(t, True) if splat else t] = loc
         return loc
 
     def locate(self, t, splat=False):
@@ -786,16 +802,31 @@ class _Lowering:
         probe = _PhaseGemm(self, M, K, N, side, a_loc, None, Schedule(self.cfg))
         homes = weights(probe)
         fused = bool(chain.steps)
+
+        def dry_run():
+            """The phase on a scratch schedule: the cycles of every read and of the rows."""
+            dry = _PhaseGemm(self, M, K, N, side, a_loc, homes, Schedule(self.cfg), fused)
+            if not fused:           # any group: only the cycles of its writes matter here
+                dry.out_groups = [self._groups(False)[0]]
+                dry.out_cap, dry.out_base = chain.out.rows * self._tiles_of(chain.out), 0
+            dry.build()
+            return dry, dict(dry.reads)
+
+        dry, reads = dry_run()
+        regs, reg_loads = {}, []
+        if fused:
+            try:
+                regs, reg_loads = self._plan_regs(chain, dry, reads)
+            except _NoLoadSlot:
+                if len(chain.ops) == 1:
+                    raise
+                # The held operand cannot be loaded between two passes: the GEMM writes
+                # its int32 result to MEM, and the ops after it run as phases of their own.
+                chain.ops, chain.steps, chain.out = [op], [], op.output
+                fused = False
+                dry, reads = dry_run()
         out = chain.out
         rows, tiles = out.rows, self._tiles_of(out)
-
-        # dry run on a scratch schedule: the cycles of every read and of the rows
-        dry = _PhaseGemm(self, M, K, N, side, a_loc, homes, Schedule(self.cfg), fused)
-        if not fused:               # any group: only the cycles of its writes matter here
-            dry.out_groups, dry.out_cap, dry.out_base = [self._groups(False)[0]], rows * tiles, 0
-        dry.build()
-        reads = dict(dry.reads)
-        regs, reg_loads = self._plan_regs(chain, dry, reads) if fused else ({}, [])
         n = len(chain.steps)
         if fused:
             def write_times(slices):
@@ -831,8 +862,8 @@ class _Lowering:
             self._touch(p.cycle + (self.lat.mxm_abc + self.lat.mxm_acc
                                    if p.instr.mnemonic == "ABC" else 0))
         if fused:
-            for tensor, t_mov, word in reg_loads:
-                opnd, ex = self._stream_in(tensor, self.operand_loc(tensor, chain.out), word, t_mov)
+            for tensor, loc, t_mov, word in reg_loads:
+                opnd, ex = self._stream_in(tensor, loc, word, t_mov)
                 self.sched.place(f"VXM{regs[tensor]}", t_mov, Instr(SliceKind.VXM, "MOV", dict(
                     dtype=1 if tensor.dtype == "i32" else 0, a=opnd.encode(), b=0, we=0,
                     wdir=0, wstream=0, imm=0)), expects=ex)
@@ -868,8 +899,10 @@ class _Lowering:
         return count, b_readers, home
 
     def _plan_regs(self, chain, dry, reads):
-        """ALU indices of the held operands and one MOV per (pass, operand):
-        after the previous pass's last use, before this pass's first."""
+        """ALU indices of the held operands and the MOVs that load them: for a
+        per-column operand (a bias ``[1, N]``) one per (pass, operand), after the
+        previous pass's last use and before this pass's first; a scalar (one word,
+        the same in every pass) once, before the first pass."""
         regs, loads = self.assign_alus(chain.steps)[1], []
         uses = {t: [k for k, s in enumerate(chain.steps) if s.b == ("reg", t)] for t in regs}
         passes = {}
@@ -879,25 +912,48 @@ class _Lowering:
             passes[dry.pass_of[v]] = (min(lo, ta), max(hi, ta), nt)
         prev_last = None
         booked = dict(reads)
+        copies = {t: [self.operand_loc(t, chain.out)] for t in uses}
+
+        def slot(loc, nt, hi_t, lo_t):
+            """The latest cycle in ``lo_t .. hi_t`` the VXM can take word ``nt`` of
+            ``loc`` from its MEM slices, with their read ports booked; or None."""
+            word = loc.word(0 if loc.splat else nt, 0)
+            lo_t = max(lo_t, self.now + max(abs(sl.pos - self.vxm.pos) for sl in loc.slices) + 1)
+            for t_mov in range(hi_t, lo_t - 1, -1):
+                rts = [(sl.name, t_mov - abs(sl.pos - self.vxm.pos) - self.lat.mem_read)
+                       for sl in loc.slices]
+                if all(self.ports.read_ok(nm, rt, word, booked) for nm, rt in rts):
+                    for key in rts:
+                        booked[key] = (word,)
+                    return t_mov, word
+            return None
+
         for p in sorted(passes):
             first, last, nt = passes[p]
             for t, ks in uses.items():
-                loc = self.operand_loc(t, chain.out)
-                word = loc.word(0 if loc.splat else nt, 0)
+                if copies[t][0].splat and prev_last is not None:
+                    continue            # still in its register from the first pass
                 hi_t = first + 3 * min(ks) - self.lat.vxm
                 lo_t = (prev_last + 3 * max(ks) - self.lat.vxm + 1) if prev_last is not None \
-                    else self.now + max(abs(sl.pos - self.vxm.pos) for sl in loc.slices) + 1
-                for t_mov in range(hi_t, lo_t - 1, -1):
-                    rts = [(sl.name, t_mov - abs(sl.pos - self.vxm.pos) - self.lat.mem_read)
-                           for sl in loc.slices]
-                    if all(self.ports.read_ok(nm, rt, word, booked) for nm, rt in rts):
-                        for key in rts:
-                            booked[key] = (word,)
-                        loads.append((t, t_mov, word))
-                        break
-                else:
-                    raise CompileError(f"{chain.out.name}: no cycle to load {t.name} into ALU "
-                                       f"{regs[t]} between MXM passes")
+                    else self.now
+                found = next(((loc, hit) for loc in copies[t]
+                              if (hit := slot(loc, nt, hi_t, lo_t))), None)
+                while found is None:
+                    # The GEMM's own reads hold every port of the slices it is in for
+                    # the whole gap: keep one more copy of it in MEM slices it is not in.
+                    avoid = {sl for loc in copies[t] for sl in loc.slices}
+                    loc = (self.store_tensor(t, copies[t][0].splat, avoid=avoid)
+                           if t.is_const or t in self.g.inputs else None)
+                    if loc is None:
+                        raise _NoLoadSlot(
+                            f"{chain.out.name}: no cycle to load {t.name} into ALU {regs[t]} "
+                            f"between MXM passes {p - 1} and {p} (cycles {lo_t}..{hi_t}), "
+                            f"and no other MEM slice to keep a copy in")
+                    copies[t].append(loc)
+                    hit = slot(loc, nt, hi_t, lo_t)
+                    found = (loc, hit) if hit else None
+                loc, (t_mov, word) = found
+                loads.append((t, loc, t_mov, word))
             prev_last = last
         reads.update(booked)
         return regs, loads
