@@ -44,7 +44,18 @@ def uart_divisor(core_freq, baud=BAUD):
     return divisor
 
 
-class LinkLoopback(wiring.Component):
+class _UARTCore(wiring.Component):
+    """The ports a board top expects of what it carries (as
+    :class:`~rtl.hostlink.LinkedTSP` has them): the UART pins and the three LED states."""
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    running: Out(1)
+    done: Out(1)
+    error: Out(1)
+
+
+class LinkLoopback(_UARTCore):
     """The host link without the TSP, to bring a board's UART up: a
     :class:`~rtl.hostlink.HostBridge` in front of one scratch memory of
     ``mem_words`` words that ``WRITE_MEM`` / ``READ_MEM`` of any slice position
@@ -53,11 +64,6 @@ class LinkLoopback(wiring.Component):
     Members as :class:`~rtl.hostlink.LinkedTSP`.
     """
 
-    rx: In(1, init=1)
-    tx: Out(1, init=1)
-    running: Out(1)
-    done: Out(1)
-    error: Out(1)
 
     def __init__(self, config, divisor, timeout_bytes=FRAME_TIMEOUT_BYTES):
         self._config = config
@@ -79,7 +85,7 @@ class LinkLoopback(wiring.Component):
         return m
 
 
-class UARTEcho(wiring.Component):
+class UARTEcho(_UARTCore):
     """Sends back every byte it receives: a board image that checks the clock, the
     UART pins and the serial port before the protocol is involved (type into a
     terminal, see it come back). ``running``, ``done`` and ``error`` stay low.
@@ -87,11 +93,6 @@ class UARTEcho(wiring.Component):
     Members as :class:`~rtl.hostlink.LinkedTSP`.
     """
 
-    rx: In(1, init=1)
-    tx: Out(1, init=1)
-    running: Out(1)
-    done: Out(1)
-    error: Out(1)
 
     #: Bytes held while the transmitter is busy: a host sending a little faster
     #: than this clock's baud rate gains a byte every few dozen.

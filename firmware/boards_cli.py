@@ -295,7 +295,7 @@ def cmd_run_onnx_board(args, model, imported, feeds, compiled):
     board; its outputs against the golden model's and ONNX's reference evaluator, its
     cycle counter against the compiler's prediction."""
     from onnx.reference import ReferenceEvaluator
-    from .cli import _error_names as error_names
+    from .cli import _error_names as error_names, show_onnx_report
     reference = dict(zip([o.name for o in model.graph.output], ReferenceEvaluator(model).run(
         None, {n: feeds[n] for n in imported.inputs})))
     gold_result, gold_values = compiled.run("golden")
@@ -316,17 +316,7 @@ def cmd_run_onnx_board(args, model, imported, feeds, compiled):
                                        for n, v in outs.items()}}
     report["agree"] = (st.cycles == compiled.predicted_cycles == gold_result.cycles
                        and not st.errors and not any(report["golden_mismatches"].values()))
-    if args.outputs:
-        np.savez(args.outputs, **outs)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"{args.model}: {where}, config {report['config']}: {st.cycles} cycles "
-              f"(predicted {compiled.predicted_cycles}), errors: "
-              f"{', '.join(report['errors']) or 'none'}")
-        for n, shape in report["outputs"].items():
-            print(f"  {n} {shape}: {report['golden_mismatches'][n]} elements differ from the "
-                  f"golden model, {report['reference_mismatches'][n]} from the ONNX reference "
-                  "evaluator")
+    show_onnx_report(args, report, outs,
+                     f"{args.model}: {where}, config {report['config']}: {st.cycles} cycles")
     bad = not report["agree"] or any(report["reference_mismatches"].values())
     return 1 if bad else 0

@@ -220,20 +220,30 @@ def cmd_run_onnx(args):
     if getattr(result, "golden_cycles", None) is not None:
         report["golden_cycles"] = int(result.golden_cycles)
         report["agree"] = bool(result.agree)
+    show_onnx_report(args, report, outs, f"{args.model}: config {report['config']}, engine "
+                     f"{args.engine}: {report['cycles']} cycles")
+    bad = (result.errors or result.cycles != compiled.predicted_cycles
+           or any(report["reference_mismatches"].values()))
+    return 1 if bad else 0
+
+
+def show_onnx_report(args, report, outs, head):
+    """The end of ``tsp run-onnx``: write ``--outputs``, then print the report as JSON
+    or as text (``head``, then per output how many elements differ from the golden model,
+    where the report has that, and from ONNX's reference evaluator)."""
     if args.outputs:
         np.savez(args.outputs, **outs)
     if args.json:
         print(json.dumps(report))
-    else:
-        print(f"{args.model}: config {report['config']}, engine {args.engine}: {report['cycles']} "
-              f"cycles (predicted {report['predicted_cycles']}), errors: "
-              f"{', '.join(report['errors']) or 'none'}")
-        for n, shape in report["outputs"].items():
-            print(f"  {n} {shape}: {report['reference_mismatches'][n]} elements differ from "
-                  "the ONNX reference evaluator")
-    bad = (result.errors or result.cycles != compiled.predicted_cycles
-           or any(report["reference_mismatches"].values()))
-    return 1 if bad else 0
+        return
+    print(f"{head} (predicted {report['predicted_cycles']}), errors: "
+          f"{', '.join(report['errors']) or 'none'}")
+    golden = report.get("golden_mismatches")
+    for n, shape in report["outputs"].items():
+        versus = f"{golden[n]} elements differ from the golden model, " if golden else ""
+        ref = report["reference_mismatches"][n]
+        print(f"  {n} {shape}: {versus}{ref}{'' if golden else ' elements'} differ from the "
+              "ONNX reference evaluator")
 
 
 def cmd_bench(args):
