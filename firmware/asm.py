@@ -222,7 +222,7 @@ _USAGE = {
                     "ACC": "ACC slot -> Sn"},
     SliceKind.SXM: {"TRANS": "TRANS Sn -> Sn", "*": "OP Sn, arg -> Sn"},
     SliceKind.VXM: {"SELECT": "SELECT[.i8|.i32] a, b, c [-> Sn]",
-                    "REQUANT": "REQUANT a, mult=M, shift=S[, zp=Z] [-> Sn]",
+                    "REQUANT": "REQUANT a, mult=M, shift=S[, zp=Z][, zr=1] [-> Sn]",
                     "LUTW": "LUTW a, index", "*": "OP[.i8|.i32] a, b [-> Sn]",
                     "unary": "OP[.i8|.i32] a [-> Sn]"},
 }
@@ -331,10 +331,12 @@ def _parse_vxm(ctx, info, parts, seps, suffix):
         parts, seps = parts[:-1], seps[:-1]
     kwargs = {}
     if m == "REQUANT":
-        kwargs = _kwargs(ctx, parts[1:], {"mult", "shift", "zp"}, usage)
+        kwargs = _kwargs(ctx, parts[1:], {"mult", "shift", "zp", "zr"}, usage)
         for need in ("mult", "shift"):
             if need not in kwargs:
                 raise _LineError(f"missing {need}=, expected {usage!r}")
+        if kwargs.get("zr", 0) not in (0, 1):
+            raise _LineError(f"zr={kwargs['zr']}: the zero-point-before-rounding bit is 0 or 1")
         parts, seps = parts[:1], seps[:0]
     names = _vxm_sources(m)
     if m == "LUTW":
@@ -808,6 +810,8 @@ def _format_vxm(instr):
     args = [_fmt_vxm_operand(f[n], imm) for n in names]
     if m == "REQUANT":
         args += [f"mult={f['mult']}", f"shift={f['shift']}", f"zp={f['zp']}"]
+        if f.get("zr"):
+            args.append("zr=1")
     if m == "LUTW":
         args.append(str(f["index"]))
     dst = f" -> {_stream_text(f['wdir'], f['wstream'])}" if f["we"] else ""

@@ -210,8 +210,11 @@ _VXM = [
            _VXM_HEAD + (_f("c", 8), _f("pad2", 24)),
            doc="a if c != 0 else b (c is a third source)"),
     OpInfo("REQUANT", SliceKind.VXM, 23,
-           _VXM_HEAD[:2] + (_f("shift", 8),) + _VXM_HEAD[3:] + (_f("mult", 24), _f("zp", 8, True)),
-           doc="int32 -> int8: saturate(round_half_even(a * mult / 2**shift) + zp)"),
+           _VXM_HEAD[:2] + (_f("shift", 8),) + _VXM_HEAD[3:-1] + (_f("zr", 1), _f("pad", 2))
+           + (_f("mult", 24), _f("zp", 8, True)),
+           doc="int32 -> int8: saturate(round_half_even(a * mult / 2**shift) + zp) with zr=0 "
+               "(ONNX QuantizeLinear), saturate(round_half_even(a * mult / 2**shift + zp)) "
+               "with zr=1, the zero point added before rounding (ONNX QLinearMatMul)"),
     _alu("WIDEN", 24, "int8 -> int32, sign-extended"),
     _alu("NARROW", 25, "int32 -> int8, saturating"),
     _alu("MOV", 26, "a"),
@@ -461,8 +464,12 @@ def check(instr, queue, config):
 
 # -- arithmetic shared by the golden model and the compiler ---------------------
 
-def RNE(num, shift):
-    """Round ``num / 2**shift`` to nearest, ties to even (numpy int64 arrays or ints)."""
+def RNE(num, shift, offset=0):
+    """Round ``num / 2**shift`` to nearest, ties to even (numpy int64 arrays or ints).
+
+    With an integer ``offset``, a tie goes to the value whose sum with
+    ``offset`` is even: the result is ``RNE(num / 2**shift + offset) - offset``.
+    """
     import numpy as np
     num = np.asarray(num, dtype=np.int64)
     if shift == 0:
@@ -470,12 +477,18 @@ def RNE(num, shift):
     q = num >> shift                      # floor
     r = num - (q << shift)                # 0 <= r < 2**shift
     half = np.int64(1) << (shift - 1)
-    up = (r > half) | ((r == half) & (q & 1 == 1))
+    up = (r > half) | ((r == half) & ((q + offset) & 1 == 1))
     return q + up.astype(np.int64)
 
 
-def requantize(x, mult, shift, zp):
-    """The VXM's REQUANT on int32 values: saturate(RNE(x * mult / 2**shift) + zp) to int8."""
+def requantize(x, mult, shift, zp, zr=0):
+    """The VXM's REQUANT on int32 values, to int8.
+
+    ``zr=0``: ``saturate(RNE(x * mult / 2**shift) + zp)``, round then add the
+    zero point (ONNX ``QuantizeLinear``). ``zr=1``: ``saturate(RNE(x * mult /
+    2**shift + zp))``, the zero point added before rounding (ONNX
+    ``QLinearMatMul``). The two differ only at exact ties with an odd ``zp``.
+    """
     import numpy as np
-    y = RNE(np.asarray(x, dtype=np.int64) * np.int64(mult), shift) + zp
+    y = RNE(np.asarray(x, dtype=np.int64) * np.int64(mult), shift, zp if zr else 0) + zp
     return np.clip(y, -128, 127).astype(np.int8)

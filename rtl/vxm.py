@@ -65,7 +65,7 @@ _check_common_fields()
 
 _S1_CTL = data.StructLayout({
     "valid": 1, "op": 5, "out32": 1, "we": 1, "wdir": 1, "wstream": 5,
-    "shift": _SHIFT_BITS, "zp": signed(8), "index": 8,
+    "shift": _SHIFT_BITS, "zp": signed(8), "zr": 1, "index": 8,
     # Stage 1's datapath controls, decoded once per tile and ALU in stage 0:
     "sub": 1,               # the adder computes x - y (SUB*, NEG, MIN, MAX, CMPGT)
     "neg": 1,               # NEG: x = 0, y = a
@@ -82,7 +82,7 @@ _S1_LANE = data.StructLayout({
 _S2_CTL = data.StructLayout({
     "write": 1,             # R takes the result (every op but LUTW)
     "use_prod": 1, "sat": 1, "requant": 1, "lut": 1, "out32": 1,
-    "we": 1, "wdir": 1, "wstream": 5, "shift": _SHIFT_BITS, "zp": signed(8),
+    "we": 1, "wdir": 1, "wstream": 5, "shift": _SHIFT_BITS, "zp": signed(8), "zr": 1,
 })
 _EMIT = data.StructLayout({"en": 1, "dir": 1, "stream": 5, "out32": 1})
 
@@ -116,14 +116,17 @@ def _wrap(value, out32):
     return Mux(out32, value[:32].as_signed(), value[:8].as_signed())
 
 
-def requant_round(m, prod, shift, zp, name):
-    """``clamp(RNE(prod / 2**shift) + zp, -128, 127)`` of a product register (stage 2).
+def requant_round(m, prod, shift, zp, zr, name):
+    """``clamp(RNE(prod / 2**shift) + zp, -128, 127)`` of a product register (stage 2),
+    or with ``zr`` set ``clamp(RNE(prod / 2**shift + zp), -128, 127)``.
 
     One arithmetic shift of ``prod << 1`` yields both the floor quotient and the
     half bit (the last bit shifted out); a mask of the bits below the half bit
-    gives the sticky bit. The quotient only matters while it is within
-    ``-256 .. 255`` (``zp`` is int8), so the zero-point add is a short adder
-    and larger quotients saturate by their sign.
+    gives the sticky bit. A tie rounds up when the quotient is odd, or with
+    ``zr`` when the quotient plus ``zp`` is (one XOR with ``zp``'s low bit). The
+    quotient only matters while it is within ``-256 .. 255`` (``zp`` is int8),
+    so the zero-point add is a short adder and larger quotients saturate by
+    their sign.
     """
     width = len(prod)
     shifted = Signal(signed(width + 1), name=f"{name}_shifted")
@@ -132,7 +135,7 @@ def requant_round(m, prod, shift, zp, name):
     q = shifted[1:].as_signed()
     below_half = ((Const(1, width + 1) << shift) - 1) >> 1     # bits 0 .. shift-2
     sticky = (prod & below_half[:width]) != 0
-    up = half & (sticky | q[0])
+    up = half & (sticky | (q[0] ^ (zr & zp[0])))
     high = q[8:]
     small = (high == 0) | (high == (1 << len(high)) - 1)
     y = Signal(signed(12), name=f"{name}_y")
@@ -267,7 +270,7 @@ class VxmSlice(wiring.Component):
             if table is not None:
                 fitted = Mux(s2.lut, table[j].as_signed(), fitted)
             if has_mul:
-                rounded = requant_round(m, prod, s2.shift, s2.zp, f"{name}_rq{j}")
+                rounded = requant_round(m, prod, s2.shift, s2.zp, s2.zr, f"{name}_rq{j}")
                 fitted = Mux(s2.requant, rounded, fitted)
             m.d.comb += result.eq(fitted)
             with m.If(s2.write):
@@ -302,6 +305,7 @@ class VxmSlice(wiring.Component):
             s1.wstream.eq(head.wstream),
             s1.shift.eq(rq.shift),
             s1.zp.eq(rq.zp),
+            s1.zr.eq(rq.zr),
             s1.index.eq(fields(_VXM, "LUTW", word).index),
         ]
         def is_(*mnemonics):
@@ -389,6 +393,7 @@ class VxmSlice(wiring.Component):
             s2.wstream.eq(s1.wstream),
             s2.shift.eq(s1.shift),
             s2.zp.eq(s1.zp),
+            s2.zr.eq(s1.zr),
         ]
 
     def _compute(self, m, s1, lane, name):

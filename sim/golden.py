@@ -335,7 +335,7 @@ class _VxmUnit(_Unit):
         if m == "LUT":
             y = self.lut[self.lanes, np.asarray(a) & (LUT_ENTRIES - 1)]
         elif m == "REQUANT":
-            y = isa.requantize(a, f["mult"], f["shift"], f["zp"])
+            y = isa.requantize(a, f["mult"], f["shift"], f["zp"], f["zr"])
         elif m == "SELECT":
             b = self.operand(f["b"], w_in, ins, t)
             c = self.operand(f["c"], w_in, ins, t)

@@ -138,7 +138,14 @@ class _Gen:
         if m == "SELECT":
             f["c"] = self.operand(dt_in, False)
         elif m == "REQUANT":
-            f.update(shift=self.int(0, 63), mult=self.int(0, (1 << 24) - 1), zp=self.int(-128, 127))
+            # sometimes a small scale on a chained ALU result (often a sign-extended
+            # int8): exact ties inside the int8 range, the only place zr matters
+            if self.chance(0.3):
+                shift, mult = self.int(1, 3), self.int(1, 7)
+                f["a"] = (2 << 6) | self.int(0, self.c.vxm_alus - 1)
+            else:
+                shift, mult = self.int(0, 63), self.int(0, (1 << 24) - 1)
+            f.update(shift=shift, mult=mult, zp=self.int(-128, 127), zr=self.int(0, 1))
         elif m == "LUTW":
             f["index"] = self.int(0, 255)
         else:

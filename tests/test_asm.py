@@ -80,6 +80,9 @@ FORMS = [
      [Instr(V, "REQUANT", dict(a=S("E", 4), mult=1234567, shift=40, zp=-3, we=1, wdir=1))]),
     ("VXM1", "REQUANT W0, shift=2, mult=0xFF",
      [Instr(V, "REQUANT", dict(a=S("W", 0), mult=255, shift=2, zp=0))]),
+    ("VXM1", "REQUANT E0, mult=1, shift=7, zp=-9, zr=1 -> E1\nREQUANT E0, mult=1, shift=7, zr=0",
+     [Instr(V, "REQUANT", dict(a=S("E", 0), mult=1, shift=7, zp=-9, zr=1, we=1, wstream=1)),
+      Instr(V, "REQUANT", dict(a=S("E", 0), mult=1, shift=7))]),
     ("VXM", "LUTW E0, 7\nLUT W1 -> E2",
      [Instr(V, "LUTW", dict(a=S("E", 0), index=7)),
       Instr(V, "LUT", dict(a=S("W", 1), we=1, wstream=2))]),
@@ -287,6 +290,7 @@ ERRORS = [
     (".queue MEM_E0\nREAD.acc 0 -> E0", 2, "READ", "takes none"),
     (".queue VXM0\nREQUANT E0, shift=3", 2, "REQUANT", "missing mult="),
     (".queue VXM0\nREQUANT E0, mult=1, shift=3, bias=2", 2, "REQUANT", "unexpected operand 'bias=2'"),
+    (".queue VXM0\nREQUANT E0, mult=1, shift=3, zr=2", 2, "REQUANT", "zr=2: .* is 0 or 1"),
     (".queue VXM0\nADD E0, ,E1", 2, "ADD", "empty operand"),
 ]
 

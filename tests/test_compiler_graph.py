@@ -135,6 +135,26 @@ def test_matmul_requant_relu(config, scale, zp):
     assert np.array_equal(out["y"], np.maximum(requant_ref(xv @ w, Fraction(mult, 2 ** shift), zp), 0))
 
 
+@pytest.mark.parametrize("config", ["tiny", "ulx3s"])
+def test_requant_zero_point_before_rounding(config):
+    """``zp_before_round`` (REQUANT's zr bit): ``clamp(RNE(x * scale + zp))``; with an
+    odd zero point every exact tie lands one below or above where rounding first
+    would put it; both forms of one product run in one program."""
+    rng = np.random.default_rng(21)
+    g = Graph("zr")
+    x = g.input("x", (12, 3))
+    w = rand(rng, (3, 7))
+    g.output(g.requantize(g.matmul(x, w), 2 ** -6, -9, zp_before_round=True), "before")
+    g.output(g.requantize(g.matmul(x, w), 2 ** -6, -9), "after")
+    xv = rand(rng, (12, 3))
+    out = run(g, {"x": xv}, config)
+    exact = [Fraction(int(v), 2 ** 6) for v in (xv @ w).ravel()]
+    before = np.array([min(127, max(-128, round(q - 9))) for q in exact]).reshape(12, 7)
+    assert np.array_equal(out["before"], before)
+    assert np.array_equal(out["after"], requant_ref(xv @ w, 2 ** -6, -9))
+    assert np.any(out["before"] != out["after"])          # the ties are there
+
+
 def test_two_layer_mlp_with_biases():
     """Bias held in a spare ALU per MXM pass, ragged tiles, clip after requant."""
     rng = np.random.default_rng(12)

@@ -326,6 +326,26 @@ def test_requant_chained(mult, shift, zp):
     np.testing.assert_array_equal(got, [ref_requant(int(x), mult, shift, zp) for x in a])
 
 
+def ref_requant_zr(x, mult, shift, zp):
+    """REQUANT with ``zr=1``: the zero point added before rounding half to even."""
+    return sat(round(Fraction(x * mult, 1 << shift) + zp), 8)
+
+
+@pytest.mark.parametrize("mult,shift,zp", [(1, 1, -9), (1, 1, 1), (1, 2, -3), (3, 2, 127),
+                                           (1, 1, -128), (1, 2, 0), ((1 << 24) - 1, 40, 5)])
+def test_requant_zero_point_before_rounding(mult, shift, zp):
+    """``zr=1`` on streamed ties (odd zero points move them) and random int32 values."""
+    vl = get_config("ulx3s").vl
+    a, _, _ = operand_table(np.random.default_rng(shift + 100), 32, vl)
+    a.ravel()[:len(TIES)] = TIES
+    got = run_streamed("ulx3s", "REQUANT", a, bits_in=32, bits_out=8, mult=mult, shift=shift,
+                       zp=zp, zr=1)
+    want = expect(lambda x: ref_requant_zr(x, mult, shift, zp), a)
+    np.testing.assert_array_equal(got, want)
+    if zp % 2 and mult == 1:                        # the ties do land on the other side
+        assert np.any(want != expect(lambda x: ref_requant(x, mult, shift, zp), a))
+
+
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_lut(cfg):
     """LUT: table[lane][a & 0xFF], with a different host-loaded table per lane."""

@@ -351,3 +351,77 @@ def test_requantize_edge_cases(x, mult, shift, zp):
 def test_requantize_matches_exact_fractions(xs, mult, shift, zp):
     got = isa.requantize(np.array(xs, np.int32), mult, shift, zp)
     assert [int(v) for v in got] == [requantize_reference(x, mult, shift, zp) for x in xs]
+
+
+# -- REQUANT's zr bit: the zero point added before rounding -----------------------------
+
+def requantize_zr_reference(x, mult, shift, zp):
+    """``clamp(RNE(x * mult / 2**shift + zp))`` with exact fractions (round() is half-even)."""
+    return max(-128, min(127, round(Fraction(x * mult, 1 << shift) + zp)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-(1 << 40), 1 << 40), min_size=1, max_size=8), st.integers(1, 40),
+       st.integers(-128, 127))
+def test_rne_offset_rounds_the_sum(nums, shift, offset):
+    got = isa.RNE(np.array(nums, np.int64), shift, offset)
+    assert [int(v) for v in got] == [round(Fraction(n, 1 << shift) + offset) - offset for n in nums]
+
+
+#: (x, mult, shift, zp, zr=0 result, zr=1 result), worked by hand.
+REQUANT_ZR_EDGES = [
+    (1, 1, 1, -9, -9, -8),              # 0.5 - 9 = -8.5 -> -8;  RNE(0.5) - 9 = -9
+    (3, 1, 1, -9, -7, -8),              # 1.5 - 9 = -7.5 -> -8;  RNE(1.5) - 9 = -7
+    (-1, 1, 1, 1, 1, 0),                # -0.5 + 1 = 0.5 -> 0;   RNE(-0.5) + 1 = 1
+    (6, 1, 2, 3, 5, 4),                 # 1.5 + 3 = 4.5 -> 4;    RNE(1.5) + 3 = 5
+    (5, 1, 1, 2, 4, 4),                 # an even zp: both the same
+    (255, 1, 1, -1, 127, 126),          # 127.5 - 1 = 126.5 -> 126; RNE(127.5) - 1 = 127
+    (-257, 1, 1, 1, -127, -128),        # -128.5 + 1 = -127.5 -> -128; RNE(-128.5) + 1 = -127
+    (255, 1, 1, 0, 127, 127),           # 127.5 -> 128, saturated
+    (7, 1, 1, 0, 4, 4),                 # zp 0: 3.5 -> 4 either way
+    (INT32.max, MULT_MAX, 0, -128, 127, 127), (INT32.min, MULT_MAX, 0, 127, -128, -128),
+]
+
+
+@pytest.mark.parametrize("x,mult,shift,zp,want0,want1", REQUANT_ZR_EDGES)
+def test_requantize_zr_edge_cases(x, mult, shift, zp, want0, want1):
+    assert requantize_reference(x, mult, shift, zp) == want0
+    assert requantize_zr_reference(x, mult, shift, zp) == want1
+    assert int(isa.requantize(np.array([x], np.int32), mult, shift, zp)[0]) == want0
+    assert int(isa.requantize(np.array([x], np.int32), mult, shift, zp, 0)[0]) == want0
+    assert int(isa.requantize(np.array([x], np.int32), mult, shift, zp, 1)[0]) == want1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(INT32.min, INT32.max), min_size=1, max_size=8),
+       st.integers(0, MULT_MAX), st.integers(0, 63), st.integers(ZP_MIN, ZP_MAX))
+def test_requantize_zr_matches_exact_fractions(xs, mult, shift, zp):
+    got = isa.requantize(np.array(xs, np.int32), mult, shift, zp, 1)
+    assert [int(v) for v in got] == [requantize_zr_reference(x, mult, shift, zp) for x in xs]
+
+
+def test_requantize_zr_against_numpy_rint():
+    """Many values near the int8 range, a third of them exact ties, odd and even zero
+    points: zr=1 is ``clip(rint(x * mult / 2**shift + zp))`` (ONNX QLinearMatMul), zr=0
+    is ``clip(rint(x * mult / 2**shift) + zp)`` (QuantizeLinear). Every value is exact
+    in float64 here (products below 2**43, shifts up to 40)."""
+    rng = np.random.default_rng(7)
+    differ = 0
+    for shift in (0, 1, 2, 3, 5, 8, 13, 20, 31, 40):
+        mult = int(rng.integers(1, 1 << 12))
+        bound = min(int(INT32.max), (300 << shift) // mult + (1 << shift))
+        xs = [(rng.integers(-bound, bound, 600), mult)]
+        if shift:                                      # exact ties: (2q + 1) / 2 with mult 1
+            xs.append(((2 * rng.integers(-300, 300, 300) + 1) << (shift - 1), 1))
+        for x, m in xs:
+            x = x.astype(np.int32)
+            y = x.astype(np.float64) * m / 2.0 ** shift
+            for zp in (-9, -8, 0, 1, 127, -128, int(rng.integers(-64, 64)) * 2 + 1):
+                zr0 = isa.requantize(x, m, shift, zp)
+                zr1 = isa.requantize(x, m, shift, zp, 1)
+                assert np.array_equal(zr0, np.clip(np.rint(y) + zp, -128, 127)), (shift, m, zp)
+                assert np.array_equal(zr1, np.clip(np.rint(y + zp), -128, 127)), (shift, m, zp)
+                if zp % 2 == 0:
+                    assert np.array_equal(zr0, zr1)        # an even zp keeps the tie's parity
+                differ += int(np.sum(zr0 != zr1))
+    assert differ > 100, "too few ties where the two conventions differ: the test tests little"

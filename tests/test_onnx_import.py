@@ -140,25 +140,61 @@ def test_int8_add_clip_transpose_reshape_flatten(config):
 
 # -- quantised forms: within one LSB, counted ----------------------------------------------
 
-def qlinear_model(w, a_zp, scales, y_zp):
+def qlinear_model(w, a_zp, scales, y_zp, rows=8):
     sa, sb, sy = scales
     return model([helper.make_node("QLinearMatMul", ["a", "sa", "za", "w", "sb", "zb", "sy", "zy"],
                                    ["y"])],
-                 [("a", I8, [8, 24])], [("y", I8, [8, w.shape[1]])],
+                 [("a", I8, [rows, w.shape[0]])], [("y", I8, [rows, w.shape[1]])],
                  [("w", w), ("sa", np.float32(sa)), ("za", np.int8(a_zp)), ("sb", np.float32(sb)),
                   ("zb", np.int8(0)), ("sy", np.float32(sy)), ("zy", np.int8(y_zp))])
 
 
-@pytest.mark.parametrize("scales,exact", [((2 ** -4, 2 ** -6, 2 ** -3), True),
-                                          ((0.0123, 0.0071, 0.05), False)])
-def test_qlinearmatmul(scales, exact):
+def test_qlinearmatmul_not_power_of_two_within_one_lsb():
     rng = np.random.default_rng(4)
     w = i8(rng, (24, 18))
-    m = qlinear_model(w, -14, scales, -9)
+    m = qlinear_model(w, -14, (0.0123, 0.0071, 0.05), -9)
     (got,), (ref,) = run_tsp(m, {"a": i8(rng, (8, 24))})
     diff = np.abs(got.astype(int) - ref.astype(int))
-    assert diff.max() <= (0 if exact else 1)
-    assert np.sum(diff) <= (0 if exact else 2), f"{np.sum(diff)} of {diff.size} elements differ"
+    assert diff.max() <= 1
+    assert np.sum(diff) <= 2, f"{np.sum(diff)} of {diff.size} elements differ"
+
+
+POW2_SCALES = (2 ** -4, 2 ** -6, 2 ** -3)       # a_scale * b_scale / y_scale = 2**-7: exact
+
+
+@pytest.mark.parametrize("shape", [(8, 24, 18), (6, 4, 20), (9, 4, 20), (8, 6, 18)])
+def test_qlinearmatmul_power_of_two_scales_bit_exact(shape):
+    """With an exact scale every element must match, ties included: the reference
+    rounds ``acc * scale + y_zero_point`` half to even, so with the odd zero point
+    -9 a tie goes the other way than rounding first and adding it after (REQUANT's
+    ``zr`` bit). Several seeds, so that exact ties do occur."""
+    M, K, N = shape
+    ties = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        w = i8(rng, (K, N))
+        a = i8(rng, (M, K))
+        m = qlinear_model(w, -14, POW2_SCALES, -9, rows=M)
+        (got,), (ref,) = run_tsp(m, {"a": a})
+        bad = np.argwhere(got != ref)
+        assert not bad.size, f"seed {seed}: {len(bad)} elements differ, first at {bad[0]}"
+        y = ((a.astype(np.int64) + 14) @ w.astype(np.int64)) / 2 ** 7     # exact in float64
+        ties += int(np.sum(np.clip(np.rint(y) - 9, -128, 127) != np.clip(np.rint(y - 9), -128, 127)))
+    assert ties > 0, "no element where the two roundings differ: the case tests nothing"
+
+
+@pytest.mark.parametrize("shape", [(1, 9, 33), (6, 4, 20), (9, 4, 20)])
+def test_qlinearmatmul_output_zero_point_between_short_passes(shape):
+    M, K, N = shape
+    rng = np.random.default_rng(0)
+    m = model([helper.make_node("QLinearMatMul", ["a", "sa", "za", "w", "sb", "zb", "sy", "zy"],
+                                ["y"])],
+              [("a", I8, [M, K])], [("y", I8, [M, N])],
+              [("w", i8(rng, (K, N))), ("sa", np.float32(2 ** -4)), ("za", np.int8(-14)),
+               ("sb", np.float32(2 ** -6)), ("zb", np.int8(0)), ("sy", np.float32(2 ** -3)),
+               ("zy", np.int8(-9))])
+    (got,), (ref,) = run_tsp(m, {"a": i8(rng, (M, K))})
+    assert np.array_equal(got, ref)
 
 
 def qdq_gemm_model(w, b, sx, sw, sy, trans_b, relu):

@@ -245,24 +245,30 @@ def test_operand_kinds_and_chaining(name):
 @pytest.mark.parametrize("name", CONFIGS)
 def test_requant(name):
     """REQUANT against ``firmware.isa.requantize``: random int32 values, exact ties
-    (odd and even quotients), shifts 0 and 63, the largest mult, zero points."""
+    (odd and even quotients), shifts 0 and 63, the largest mult, zero points; with
+    ``zr=1`` (zero point before rounding) the ties of an odd zero point move."""
     b = Bench(name)
     c = b.c
     rng = np.random.default_rng(11)
-    params = [(1, 1, 0), (1, 4, 0), (1, 20, -7), (3, 2, -3), (1234567, 30, 5),
-              ((1 << 24) - 1, 40, -128), (5, 0, 127), ((1 << 24) - 1, 63, 0), (77, 7, -1),
-              (1 << 23, 31, 100)]
+    params = [(1, 1, 0, 0), (1, 4, 0, 0), (1, 20, -7, 0), (3, 2, -3, 0), (1234567, 30, 5, 0),
+              ((1 << 24) - 1, 40, -128, 0), (5, 0, 127, 0), ((1 << 24) - 1, 63, 0, 0),
+              (77, 7, -1, 0), (1 << 23, 31, 100, 0),
+              (1, 1, -9, 1), (1, 4, 1, 1), (1, 2, 0, 1), (1, 20, -128, 1), (3, 2, -3, 1),
+              ((1 << 24) - 1, 40, 5, 1)]
     cases = []
-    for t, (mult, shift, zp) in enumerate(params):
+    for t, (mult, shift, zp, zr) in enumerate(params):
         x = lanes(rng, 32, c.vl)
         if mult == 1:                                   # exact ties, odd and even quotients
             half = 1 << (shift - 1)
-            ties = [(2 * q + 1) * half for q in (-3, -2, 1, 2, 0)][:c.vl]
+            ties = [(2 * q + 1) * half for q in (-3, -2, 1, 2, 0, 127, -128, 126, -129)][:c.vl]
             x[:len(ties)] = ties
         b.put(t, "W", 0, x, 32)
         b.issue(t, c.mul_alus[t % len(c.mul_alus)], vxm("REQUANT", 0, W(0), dst=("E", 1),
-                                       mult=mult, shift=shift, zp=zp))
-        cases.append((t, x, requantize(x, mult, shift, zp).astype(np.int64)))
+                                       mult=mult, shift=shift, zp=zp, zr=zr))
+        want = requantize(x, mult, shift, zp, zr).astype(np.int64)
+        if zr and mult == 1 and zp % 2:                 # the ties do go the other way
+            assert (want != requantize(x, mult, shift, zp)).any()
+        cases.append((t, x, want))
     tr = b.run(len(params) + LAT)
     for t, x, want in cases:
         assert (result(tr, t + LAT, "E", 1, 8) == want).all(), params[t]

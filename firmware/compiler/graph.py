@@ -234,9 +234,13 @@ class Graph:
         return self._op("clip", [x] + [b for b in bounds if isinstance(b, Tensor)], x.shape,
                         x.dtype, lo=bounds[0], hi=bounds[1])
 
-    def requantize(self, x, scale=None, zero_point=0, *, mult=None, shift=None):
+    def requantize(self, x, scale=None, zero_point=0, *, mult=None, shift=None,
+                   zp_before_round=False):
         """int32 -> int8: ``clamp(RNE(x * scale) + zero_point)`` with
-        ``scale = mult / 2**shift`` (given, or chosen by :func:`quant_multiplier`)."""
+        ``scale = mult / 2**shift`` (given, or chosen by :func:`quant_multiplier`);
+        with ``zp_before_round`` ``clamp(RNE(x * scale + zero_point))`` (REQUANT's
+        ``zr`` bit: an exact tie goes to the even *sum*, as ONNX ``QLinearMatMul``
+        rounds, where ``QuantizeLinear`` rounds before adding the zero point)."""
         x = self._t(x, "i32")
         if x.dtype != "i32":
             raise GraphError(f"requantize takes int32, {x.name} is {x.dtype}")
@@ -247,7 +251,7 @@ class Graph:
         if not -128 <= int(zero_point) <= 127:
             raise GraphError(f"requantize: zero point {zero_point} is not int8")
         return self._op("requant", [x], x.shape, "i8", mult=int(mult), shift=int(shift),
-                        zp=int(zero_point), scale=scale)
+                        zp=int(zero_point), zr=int(bool(zp_before_round)), scale=scale)
 
     def lut(self, x, table):
         """int8 -> int8 through a 256-entry table indexed by the byte ``x & 0xFF``."""
@@ -331,7 +335,8 @@ class Graph:
                           for b in (op.attrs["lo"], op.attrs["hi"]))
                 r = np.minimum(np.maximum(a[0], np.asarray(lo).reshape(())), np.asarray(hi).reshape(()))
             elif k == "requant":
-                r = _hw_requantize(a[0], op.attrs["mult"], op.attrs["shift"], op.attrs["zp"])
+                r = _hw_requantize(a[0], op.attrs["mult"], op.attrs["shift"], op.attrs["zp"],
+                                   op.attrs["zr"])
             elif k == "lut":
                 r = op.attrs["table"][a[0].astype(np.uint8)]
             elif k == "transpose":

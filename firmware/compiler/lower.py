@@ -149,7 +149,7 @@ class _Step:
     a: tuple
     b: tuple = ("zero",)
     imm: int = 0
-    extra: dict = None      # REQUANT's mult/shift/zp
+    extra: dict = None      # REQUANT's mult/shift/zp/zr
 
 
 class _NoLoadSlot(CompileError):
@@ -387,7 +387,8 @@ class _Lowering:
             return [_Step("RELU", dt, src)]
         if k == "requant":
             return [_Step("REQUANT", 0, src, extra=dict(
-                mult=op.attrs["mult"], shift=op.attrs["shift"], zp=op.attrs["zp"]))]
+                mult=op.attrs["mult"], shift=op.attrs["shift"], zp=op.attrs["zp"],
+                zr=op.attrs["zr"]))]
         if k == "lut":
             return [_Step("LUT", 0, src)] if src != ("prev",) else None
         if k == "clip":

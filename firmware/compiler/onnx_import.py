@@ -6,7 +6,8 @@ Supported, by form:
   ``Clip``, ``Transpose``, ``Reshape``, ``Flatten``, ``Identity``.
 * **QLinearMatMul** (int8): ``(a - a_zp) @ (b - b_zp)`` on the MXM, requantised
   by the VXM with ``mult / 2**shift`` = the float32 scale ``a_scale * b_scale /
-  y_scale`` the ONNX reference uses.
+  y_scale`` the ONNX reference uses, and like it adding ``y_zero_point`` before
+  rounding (``REQUANT``'s ``zr`` bit; ``QuantizeLinear`` rounds first).
 * **QDQ form**: ``DequantizeLinear`` of int8 activations and constant int8
   weights (and an int32 bias) feeding a float ``Gemm``/``MatMul`` (+ ``Add`` of
   the bias), optionally ``Relu``/``Clip``, then ``QuantizeLinear``: lowered to
@@ -389,8 +390,10 @@ class _Importer:
         if a_zp and not b.is_const:
             self.fail(node, "a nonzero a_zero_point needs constant weights (folded into a bias)")
         acc = self._matmul(node, a, b.value, a_zp) if b.is_const else self.g.matmul(a, b)
-        # the reference multiplies by the float32 product a_scale * b_scale / y_scale
-        self.set(node, self.g.requantize(acc, self.combined(node, sa * sb / sy), y_zp))
+        # the reference multiplies by the float32 product a_scale * b_scale / y_scale and
+        # rounds after adding y_zero_point (QuantizeLinear rounds first, then adds it)
+        self.set(node, self.g.requantize(acc, self.combined(node, sa * sb / sy), y_zp,
+                                         zp_before_round=True))
 
     def op_Add(self, node, attrs):
         a, b = self.env.get(node.input[0]), self.env.get(node.input[1])
