@@ -254,6 +254,13 @@ class PhaseClock:
             self.current, self.since = phase, now
         self.progress(phase, now - self.started, detail)
 
+    def stop(self):
+        """The build failed in the current phase: its time counts, nothing after it ran."""
+        now = self.now()
+        self.phase_s[self.current] = now - self.since
+        self.current, self.since = "done", now
+        self.progress("done", now - self.started, "")
+
 
 # -- the build --------------------------------------------------------------------------
 
@@ -304,7 +311,10 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
             proc.terminate()
             proc.wait()
             raise
-    enter("done")
+    if proc.returncode == 0:
+        enter("done")
+    else:
+        clock.stop()
 
     tim = _tail(build_dir / "top.tim", 1 << 22)
     if proc.returncode != 0:

@@ -251,6 +251,16 @@ def test_phase_clock_records_phases_passed_between_samples():
                     ("pack", 9.5), ("done", 9.5)]
 
 
+def test_phase_clock_of_a_failed_build_stops_where_it_failed():
+    t = iter([0.0, 2.0, 7.0])
+    seen = []
+    clock = PhaseClock(lambda phase, elapsed, detail: seen.append(phase), now=lambda: next(t))
+    clock.enter("synth")
+    clock.stop()                        # nextpnr gave up while placing: no route, no pack
+    assert clock.phase_s == {"elaborate": 2.0, "synth": 5.0}
+    assert seen == ["synth", "done"]
+
+
 def test_yosys_stat_both_layouts():
     new = ("2.50. Printing statistics.\n\n=== top ===\n\n        +----------Count including "
            "submodules.\n        | \n       32 cells\n      127   SB_CARRY\n      693   SB_LUT4\n"
