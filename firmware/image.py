@@ -76,6 +76,10 @@ class Output:
                 raise ImageError(f"output {self.name}: {e.args[0]}") from None
             if kind is not SliceKind.MEM:
                 raise ImageError(f"output {self.name}: {name} is not a MEM slice")
+        repeated = sorted({n for n in self.slices if self.slices.count(n) > 1})
+        if repeated:
+            raise ImageError(f"output {self.name}: the four byte planes need four different "
+                             f"MEM slices; {', '.join(repeated)} is named more than once")
         words = self.count * (4 if self.dtype == "i32" and len(self.slices) == 1 else 1)
         if self.count < 1 or self.addr < 0 or self.addr + words > config.mem_words:
             raise ImageError(f"output {self.name}: words {self.addr}..{self.addr + words - 1} "

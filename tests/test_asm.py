@@ -272,6 +272,8 @@ ERRORS = [
     (".output y, MEM_E0/MEM_E1, 0, 1, i32", 1, ".output", "one slice or four"),
     (".output y, MEM_E0/MEM_E1/MEM_W0/MEM_W1, 0, 1, u8", 1, ".output", "takes one slice"),
     (".output y, MEM_E0/MEM_E1/MEM_W0/MXM_E, 0, 1, i32", 1, ".output", "MXM_E is not a MEM slice"),
+    (".output y, MEM_E0/MEM_E1/MEM_E0/MEM_W1, 0, 1, i32", 1, ".output",
+     "MEM_E0 is named more than once"),
     (".output y, MEM_E0/MEM_E1/MEM_W0/MEM_X, 0, 1, i32", 1, ".output", "no slice 'MEM_X'"),
     (".output 3y, MEM_E0, 0, 1", 1, ".output", "not a valid output name"),
     (f".output y, MEM_E0, {TINY.mem_words - 1}, 2", 1, ".output", "out of range"),
