@@ -511,7 +511,7 @@ def images(draw, raw):
         else:
             image.queues[q.name] = draw(queue_programs(config, q))
     mems = [s.name for s in fp.of_kind(SliceKind.MEM)]
-    planes = st.lists(st.sampled_from(mems), min_size=4, max_size=4).map("/".join)
+    planes = st.permutations(mems).map(lambda ms: "/".join(ms[:4]))     # four distinct slices
     for name in draw(st.lists(st.sampled_from(mems), unique=True, max_size=2)):
         for addr in draw(st.lists(st.integers(0, config.mem_words - 1), unique=True, max_size=3)):
             image.set_words(name, addr, draw(st.lists(st.integers(-128, 255), min_size=config.vl,
