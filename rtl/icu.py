@@ -20,10 +20,10 @@ from firmware.isa import (OPS, WORD_BITS, ErrorFlag, ERROR_BITS, OperandKind, VX
                           VXM_CONVERT, VXM_UNARY, vxm_alu_can)
 from firmware.machine import SliceKind
 
-from .isa import fields, opcode, op_code, issue_layout
+from .isa import fields, opcode, op_code, op_layout, issue_layout
 
 
-__all__ = ["LegalityCheck", "InstructionQueue", "flag_bit"]
+__all__ = ["LegalityCheck", "InstructionQueue", "flag_bit", "at_least"]
 
 
 def flag_bit(flag):
@@ -32,12 +32,22 @@ def flag_bit(flag):
 
 
 class _Problems:
-    """Collects ``(flag, condition)`` pairs of one opcode, like ``check()``'s list."""
+    """Collects ``(flag, condition)`` pairs of one opcode, like ``check()``'s list.
 
-    def __init__(self):
+    ``addr`` records a condition on an address field (a field a ``REPEAT`` stride
+    moves), ``bad`` any other. With ``addr_only`` only the address conditions are
+    kept: the problems a repetition of an issued (so legal) word can have.
+    """
+
+    def __init__(self, addr_only=False):
         self.items = []
+        self._addr_only = addr_only
 
     def bad(self, flag, cond):
+        if not self._addr_only:
+            self.items.append((flag, cond))
+
+    def addr(self, flag, cond):
         self.items.append((flag, cond))
 
     def any(self):
@@ -46,16 +56,57 @@ class _Problems:
 
     def stream(self, config, idx, group=1, sg4=False):
         """``idx .. idx+group-1`` must be streams; an SG4 group (int32) must also be
-        4-aligned. ``group`` may be a value (``LW``'s ``count + 1``), ``sg4`` a
+        4-aligned. ``group`` may be a :class:`_PlusOne` (``LW``'s ``count + 1``), ``sg4`` a
         constant or a value (a VXM operand's ``dtype``), as in ``check()``."""
-        if isinstance(sg4, bool):
-            if sg4:
-                self.bad(ErrorFlag.ILLEGAL_INSTR, (idx + 4 > config.streams) | (idx[:2] != 0))
-            else:
-                self.bad(ErrorFlag.ILLEGAL_INSTR, idx + group > config.streams)
+        S = config.streams
+        # idx + group > S, i.e. idx + (group - 1) >= S; a value `group` is given as
+        # `group - 1` plus one (LW's count + 1), so no adder makes the + 1
+        if isinstance(group, int):
+            out = at_least(idx, S - group + 1)
         else:
-            self.bad(ErrorFlag.ILLEGAL_INSTR, Mux(sg4, (idx + 4 > config.streams) | (idx[:2] != 0),
-                                                  idx + group > config.streams))
+            out = at_least(idx + group.count, S)
+        bad4 = at_least(idx, S - 3) | (idx[:2] != 0)
+        if isinstance(sg4, bool):
+            self.bad(ErrorFlag.ILLEGAL_INSTR, bad4 if sg4 else out)
+        else:
+            self.bad(ErrorFlag.ILLEGAL_INSTR, Mux(sg4, bad4, out))
+
+
+class _PlusOne:
+    """A group size given as ``count + 1`` (``LW``'s ``count`` field holds count - 1)."""
+
+    def __init__(self, count):
+        self.count = count
+
+
+def at_least(value, k):
+    """``value >= k`` for an unsigned value and a constant ``k``, as plain logic.
+
+    Yosys maps a comparison to a carry chain (one logic cell per bit) even
+    against a constant; this one is a few gates that ABC folds into a couple of
+    LUT4s. From the top bit down: where ``k`` has a 1 the value needs it too,
+    where ``k`` has a 0 a 1 in the value decides (given the bits above match).
+    """
+    n = len(value)
+    if k <= 0:
+        return Const(1)
+    if k >= 1 << n:
+        return Const(0)
+    result = Const(1)                  # value[:0] >= 0
+    for i in range(n):                 # result: value[:i+1] >= k[:i+1]
+        if (k >> i) & 1:
+            result = value[i] & result
+        else:
+            result = value[i] | result
+        if k & ((1 << (i + 1)) - 1) == 0:
+            result = Const(1)          # nothing below bit i+1 to compare yet
+    return result
+
+
+def _flags(items):
+    """An ``ERROR_BITS`` value from ``(flag, condition)`` pairs: each bit ORs its conditions."""
+    return Cat(*(Cat(*(cond for flag, cond in items if flag_bit(flag) == bit)).any()
+                 for bit in range(ERROR_BITS)))
 
 
 def _offset(view, name):
@@ -119,22 +170,36 @@ class LegalityCheck(wiring.Component):
         pads = [f[name] for name, *_ in info.fields if name.startswith("pad")]
         if info.bits() < WORD_BITS[kind]:
             pads.append(f.reserved)
-        items = self._problems(mnemonic, f).items
-        problems = Cat(*(Cat(*(cond for flag, cond in items if flag_bit(flag) == bit)).any()
-                         for bit in range(ERROR_BITS)))
+        problems = _flags(self._problems(mnemonic, f).items)
         if not pads:
             return problems
         return Mux(Cat(*pads).any(), ErrorFlag.ILLEGAL_INSTR, problems)
 
-    def _problems(self, mnemonic, f):
-        """``check()``'s conditions for one opcode, as ``(flag, condition)`` pairs."""
-        p = _Problems()
+    def repeat_flags(self, word):
+        """The flags of a repetition: ``word`` is a word that issued (so it was legal)
+        with its address fields moved by a ``REPEAT`` stride, and still in their
+        widths. Only the conditions on address fields can fail now, so only they
+        are built (what :meth:`op_flags` would say of such a word)."""
+        kind = self._queue.kind
+        flags = Const(0, ERROR_BITS)
+        for mnemonic, info in OPS[kind].items():
+            if not info.addr_fields:
+                continue
+            items = self._problems(mnemonic, fields(kind, mnemonic, word), addr_only=True).items
+            if items:
+                flags = Mux(opcode(word) == info.opcode, _flags(items), flags)
+        return flags
+
+    def _problems(self, mnemonic, f, addr_only=False):
+        """``check()``'s conditions for one opcode, as ``(flag, condition)`` pairs
+        (with ``addr_only``, those on its address fields alone)."""
+        p = _Problems(addr_only)
         kind = self._queue.kind
         if mnemonic == "NOP":
-            p.bad(ErrorFlag.ILLEGAL_INSTR, f.n < 1)
+            p.bad(ErrorFlag.ILLEGAL_INSTR, f.n == 0)
         elif mnemonic == "REPEAT":
-            p.bad(ErrorFlag.ILLEGAL_INSTR, f.n < 1)
-            p.bad(ErrorFlag.ILLEGAL_INSTR, f.d < 1)
+            p.bad(ErrorFlag.ILLEGAL_INSTR, f.n == 0)
+            p.bad(ErrorFlag.ILLEGAL_INSTR, f.d == 0)
         elif OPS[kind][mnemonic].is_icu:
             pass
         elif kind is SliceKind.MEM:
@@ -153,20 +218,22 @@ class LegalityCheck(wiring.Component):
                                                                ("wstream", "waddr")]
         for sf, af in ports:
             p.stream(c, f[sf])
-            p.bad(ErrorFlag.ADDR_RANGE, f[af] >= c.mem_words)
+            p.addr(ErrorFlag.ADDR_RANGE, at_least(f[af], c.mem_words))
         if mnemonic == "RW":
             # config.bank_of: the high half of the address space is bank 1; bank_words is a
             # power of two, so the bank is the address bit just above a bank's index.
+            # (With addr_only, `other` lacks the stream conditions: false for a legal word.)
             bank_bit = c.bank_words.bit_length() - 1
             other = p.any()
-            p.bad(ErrorFlag.BANK_CONFLICT,
-                  ~other & (f.raddr[bank_bit:] == f.waddr[bank_bit:]))
+            p.addr(ErrorFlag.BANK_CONFLICT,
+                   ~other & (f.raddr[bank_bit:] == f.waddr[bank_bit:]))
 
     def _mxm(self, p, mnemonic, f):
         c = self._config
         if mnemonic == "LW":
-            p.stream(c, f.stream, f.count + 1)
-            p.bad(ErrorFlag.ADDR_RANGE, f.col + f.count + 1 > c.vl)
+            p.stream(c, f.stream, _PlusOne(f.count))
+            # col + count + 1 > VL, i.e. col + count >= VL
+            p.addr(ErrorFlag.ADDR_RANGE, at_least(f.col + f.count, c.vl))
         elif mnemonic in ("ABC", "ACC"):
             p.stream(c, f.stream, sg4=mnemonic == "ACC")
             if mnemonic == "ABC":          # the fused ACC's SG4 destination
@@ -174,7 +241,7 @@ class LegalityCheck(wiring.Component):
                 ep.stream(c, f.estream, sg4=True)
                 p.bad(ErrorFlag.ILLEGAL_INSTR, f.emit & ep.any())
                 p.bad(ErrorFlag.ILLEGAL_INSTR, ~f.emit & (f.edir | (f.estream != 0)))
-            p.bad(ErrorFlag.ADDR_RANGE, f.slot >= c.acc_slots)
+            p.addr(ErrorFlag.ADDR_RANGE, at_least(f.slot, c.acc_slots))
 
     def _sxm(self, p, mnemonic, f):
         c = self._config
@@ -182,11 +249,11 @@ class LegalityCheck(wiring.Component):
         p.stream(c, f.sstream, n)
         p.stream(c, f.dstream, n)
         if mnemonic in ("SHUP", "SHDN", "ROT"):
-            p.bad(ErrorFlag.ILLEGAL_INSTR, f.arg >= c.vl)
+            p.bad(ErrorFlag.ILLEGAL_INSTR, at_least(f.arg, c.vl))
         elif mnemonic == "PERM":
-            p.bad(ErrorFlag.ILLEGAL_INSTR, f.arg >= c.sxm_maps)
+            p.bad(ErrorFlag.ILLEGAL_INSTR, at_least(f.arg, c.sxm_maps))
         elif mnemonic == "DIST":
-            p.bad(ErrorFlag.ILLEGAL_INSTR, f.arg >= c.lanes)
+            p.bad(ErrorFlag.ILLEGAL_INSTR, at_least(f.arg, c.lanes))
         elif mnemonic == "TRANS":
             p.bad(ErrorFlag.ILLEGAL_INSTR, f.arg != 0)
 
@@ -219,7 +286,7 @@ class LegalityCheck(wiring.Component):
               self._shared(("dst", _offset(f, "wstream"), dt_key),
                            lambda: self._dest_bad(f, dt_out)))
         if mnemonic == "REQUANT":
-            p.bad(ErrorFlag.ILLEGAL_INSTR, f.shift > 63)
+            p.bad(ErrorFlag.ILLEGAL_INSTR, at_least(f.shift, 64))
 
 
     def _operand_bad(self, raw, dtype):
@@ -229,7 +296,7 @@ class LegalityCheck(wiring.Component):
         sp = _Problems()
         sp.stream(c, raw[:5], sg4=_sg4(dtype))
         return (((kind == OperandKind.STREAM) & sp.any()) |
-                ((kind == OperandKind.ALU) & ((raw[:4] >= c.vxm_alus) | (raw[4:6] != 0))) |
+                ((kind == OperandKind.ALU) & (at_least(raw[:4], c.vxm_alus) | (raw[4:6] != 0))) |
                 ((kind == OperandKind.ZERO) & (raw != 0)))
 
     def _dest_bad(self, f, dtype):
@@ -326,58 +393,58 @@ class InstructionQueue(wiring.Component):
         word = rd.data
         at_end = pc == depth           # ran off the end of the memory: halt there
 
-        # REPEAT state. `since` counts cycles since the last ordinary issue (saturating
-        # above the largest distance) so a REPEAT can tell whether t0 + d already passed.
-        rep_op = OPS[kind]["REPEAT"]
+        # While a NOP or a REPEAT runs, pc stays on its word, so the read port keeps
+        # showing it: its fields need no registers of their own. (The host writes the
+        # instruction memory only while the queue is idle.)
+        nop_f = fields(kind, "NOP", word)
         rep_f = fields(kind, "REPEAT", word)
-        d_bits = dict((n, w) for n, w, _ in rep_op.fields)["d"]
+        d_bits = len(rep_f.d)
+        # `since` counts the cycles since the last issue, saturating above the largest
+        # distance: a repetition is due when it reaches d (t0 + d, t0 + 2d, ...: every
+        # repetition is an issue too), and a REPEAT reached later is misplaced.
         since = Signal(d_bits + 1, init=(1 << (d_bits + 1)) - 1)
         last = Signal(word_bits)
         have_last = Signal()
-        rep_left = Signal.like(rep_f.n)
-        rep_wait = Signal.like(rep_f.d)
-        rep_d = Signal.like(rep_f.d)
-        rep_stride = Signal.like(rep_f.stride)
-        nop_left = Signal.like(fields(kind, "NOP", word).n)
+        reps = Signal.like(rep_f.n)    # repetitions of the running REPEAT issued so far
+        count = Signal.like(nop_f.n)   # a NOP's cycles so far (from 2)
 
-        # The word a repetition issues: `last` with every address field advanced.
-        stride = Signal.like(rep_f.stride)
+        # The word a repetition issues: `last` with every address field advanced. One
+        # adder per place an address field sits (READ's addr and RW's raddr share one);
+        # a field walked out of its width shows in the adder's two top bits.
+        stride = rep_f.stride
         adv = Signal(word_bits)
         adv_oob = Signal()
+        places = {}
+        for mnemonic, info in OPS[kind].items():
+            layout = op_layout(kind, mnemonic)
+            for name in info.addr_fields:
+                place = (layout[name].offset, layout[name].shape.width)
+                places.setdefault(place, []).append(info.opcode)
         m.d.comb += adv.eq(last)
-        with m.Switch(opcode(last)):
-            for mnemonic, info in OPS[kind].items():
-                if not info.addr_fields:
-                    continue
-                with m.Case(info.opcode):
-                    src = fields(kind, mnemonic, last)
-                    dst = fields(kind, mnemonic, adv)
-                    for name in info.addr_fields:
-                        width = len(src[name])
-                        moved = Signal(signed(max(width, len(stride)) + 2),
-                                       name=f"moved_{name}")
-                        m.d.comb += [moved.eq(src[name] + stride), dst[name].eq(moved)]
-                        with m.If((moved < 0) | (moved >= (1 << width))):
-                            m.d.comb += adv_oob.eq(1)
+        for (offset, width), codes in places.items():
+            src = last[offset:offset + width]
+            moved = Signal(signed(max(width, len(stride)) + 2), name=f"moved_{offset}")
+            m.d.comb += moved.eq(src + stride)
+            with m.If(Cat(*(opcode(last) == op for op in codes)).any()):
+                m.d.comb += adv[offset:offset + width].eq(moved[:width])
+                with m.If(moved[width:].any()):
+                    m.d.comb += adv_oob.eq(1)
 
-        # One checker per queue: it sees the repetition while a REPEAT runs (also in
-        # the cycle the REPEAT word itself is reached), else the fetched word. The
-        # REPEAT word's own few conditions are checked beside it.
+        # The checker sees the fetched word (a REPEAT word too: its own conditions).
+        # A repetition repeats `last`, a word that issued, so was legal: of its
+        # conditions only those on the moved address fields can fail now, and those
+        # few are checked beside it (`repeat_flags`), not by a second full check.
         m.submodules.check = check = LegalityCheck(c, self._queue)
-        repeating = Signal()
-        m.d.comb += check.word.eq(Mux(repeating, adv, word))
-        fetch_flags = Signal(ERROR_BITS)
-        with m.If(opcode(word) == code("REPEAT")):
-            m.d.comb += fetch_flags.eq(check.op_flags("REPEAT", word))
-        with m.Else():
-            m.d.comb += fetch_flags.eq(check.flags)
+        m.d.comb += check.word.eq(word)
+        fetch_flags = check.flags
+        legal = ~fetch_flags.any()
         # A field walked past its width is ADDR_RANGE alone (the truncated word means
         # nothing); otherwise the repetition is checked like any issued word.
         rep_flags = Signal(ERROR_BITS)
         with m.If(adv_oob):
             m.d.comb += rep_flags.eq(ErrorFlag.ADDR_RANGE)
         with m.Else():
-            m.d.comb += rep_flags.eq(check.flags)
+            m.d.comb += rep_flags.eq(check.repeat_flags(adv))
 
         tile0 = self.issue[0]
         issued = Signal()              # an ordinary instruction or a repetition issues now
@@ -387,25 +454,33 @@ class InstructionQueue(wiring.Component):
         with m.Elif(since != since.init):
             m.d.sync += since.eq(since + 1)
 
+        ahead = Signal(signed(d_bits + 2))
+        m.d.comb += ahead.eq(rep_f.d - since)          # cycles to the next repetition
+        due = ahead == 0
+        # nothing to repeat, or the first repetition (t0 + d) is past
+        misplaced = ~have_last | ahead[-1]
+        last_rep = Signal()
+        m.d.comb += last_rep.eq(reps + 1 == rep_f.n)
+
         def advance():
             m.d.comb += pc_next.eq(pc + 1)
             m.next = "FETCH"
 
-        def repeat_step(wait, left, d, allowed=1):
-            """One cycle of a REPEAT: issue when the wait is over, else count down."""
-            with m.If(wait == 0):
+        def repeat_step(allowed=1):
+            """One cycle of a REPEAT: issue when a repetition is due, else wait."""
+            with m.If(due):
                 with m.If(rep_flags.any()):
                     with m.If(allowed):
                         m.d.comb += self.err.eq(rep_flags)
                 with m.Else():
                     m.d.comb += [tile0.valid.eq(allowed), tile0.word.eq(adv)]
-                with m.If(left == 1):
+                with m.If(last_rep):
+                    m.d.sync += reps.eq(0)
                     advance()
                 with m.Else():
-                    m.d.sync += [rep_wait.eq(d - 1), rep_left.eq(left - 1)]
+                    m.d.sync += reps.eq(reps + 1)
                     m.next = "REPEAT"
             with m.Else():
-                m.d.sync += [rep_wait.eq(wait - 1), rep_left.eq(left)]
                 m.next = "REPEAT"
 
         def restart():
@@ -414,7 +489,7 @@ class InstructionQueue(wiring.Component):
                 m.d.comb += pc_next.eq(0)
                 m.next = "FETCH"
 
-        with m.FSM(init="IDLE") as fsm:
+        with m.FSM(init="IDLE"):
             with m.State("IDLE"):
                 m.d.comb += [self.halted.eq(1), pc_next.eq(0)]
                 restart()
@@ -424,7 +499,6 @@ class InstructionQueue(wiring.Component):
                 # halted, err), never pc_next: after an error `stop` halts the queue in
                 # the next cycle anyway, so the block RAM's address does not wait for the
                 # check (the loop RAM -> check -> address would set the clock rate).
-                legal = ~fetch_flags.any()
                 with m.If(self.stop | at_end):
                     m.d.comb += self.halted.eq(1)
                     m.next = "HALTED"
@@ -435,20 +509,15 @@ class InstructionQueue(wiring.Component):
                             m.d.comb += self.halted.eq(legal)
                             m.next = "HALTED"
                         with m.Case(code("NOP")):
-                            n = fields(kind, "NOP", word).n
-                            with m.If(n == 1):
+                            with m.If(nop_f.n == 1):
                                 advance()
                             with m.Else():
-                                m.d.sync += nop_left.eq(n - 2)
+                                m.d.sync += count.eq(2)
                                 m.next = "NOP"
                         with m.Case(code("REPEAT")):
-                            # nothing to repeat, or the first repetition (t0 + d) is past
-                            misplaced = ~have_last | (rep_f.d < since)
                             with m.If(misplaced):
                                 m.d.comb += self.err.eq(fetch_flags | ErrorFlag.ILLEGAL_INSTR)
-                            m.d.sync += [rep_d.eq(rep_f.d), rep_stride.eq(rep_f.stride)]
-                            repeat_step(rep_f.d - since, rep_f.n, rep_f.d,
-                                        allowed=legal & ~misplaced)
+                            repeat_step(allowed=legal & ~misplaced)
                         with m.Case(code("NOTIFY")):
                             m.d.comb += self.notify.eq(legal)
                             advance()
@@ -462,32 +531,28 @@ class InstructionQueue(wiring.Component):
                             advance()
 
             with m.State("NOP"):
+                # NOP n: FETCH, then n - 1 cycles here (count = 2 .. n)
                 with m.If(self.stop):
                     m.d.comb += self.halted.eq(1)
                     m.next = "HALTED"
-                with m.Elif(nop_left == 0):
+                with m.Elif(count == nop_f.n):
                     advance()
                 with m.Else():
-                    m.d.sync += nop_left.eq(nop_left - 1)
+                    m.d.sync += count.eq(count + 1)
 
             with m.State("REPEAT"):
                 with m.If(self.stop):
                     m.d.comb += self.halted.eq(1)
                     m.next = "HALTED"
                 with m.Else():
-                    repeat_step(rep_wait, rep_left, rep_d)
+                    repeat_step()
 
             with m.State("HALTED"):
                 m.d.comb += self.halted.eq(1)
                 restart()
 
-        # The stride comes from the REPEAT word in the cycle it is reached, then from its
-        # register; chosen by the state alone, so it does not depend on the word's check.
-        m.d.comb += stride.eq(Mux(fsm.ongoing("REPEAT"), rep_stride, rep_f.stride))
-        m.d.comb += repeating.eq(fsm.ongoing("REPEAT") |
-                                 (fsm.ongoing("FETCH") & (opcode(word) == code("REPEAT"))))
         with m.If(self.start):
-            m.d.sync += [have_last.eq(0), since.eq(since.init)]
+            m.d.sync += [have_last.eq(0), since.eq(since.init), reps.eq(0)]
 
         # The superlane stagger: tile k executes tile k-1's instruction one cycle later.
         for k in range(1, c.tiles):

