@@ -67,7 +67,7 @@ _S1_CTL = data.StructLayout({
     "valid": 1, "op": 5, "out32": 1, "we": 1, "wdir": 1, "wstream": 5,
     "shift": _SHIFT_BITS, "zp": signed(8), "zr": 1, "index": 8,
     # Stage 1's datapath controls, decoded once per tile and ALU in stage 0:
-    "sub": 1,               # the adder computes x - y (SUB*, NEG, MIN, MAX, CMPGT)
+    "sub": 1,               # the adder computes x - y (SUB*, NEG, MIN, MAX, CMPGT, CMPEQ)
     "neg": 1,               # NEG: x = 0, y = a
     "shl": 1,               # the shifter shifts left (SHL) rather than right (SHRA)
     "logic": 2,             # 0 AND, 1 OR, 2 XOR
@@ -116,35 +116,55 @@ def _wrap(value, out32):
     return Mux(out32, value[:32].as_signed(), value[:8].as_signed())
 
 
+def _shift_right_low(value, amount, count):
+    """The low ``count`` bits of ``value >> amount`` (arithmetic; ``value`` signed).
+
+    A barrel shifter with its largest step first: after the step of ``2**b``
+    only ``count + 2**b - 1`` bits still matter, so the stages narrow down to
+    ``count`` instead of all carrying ``len(value)`` bits."""
+    bits = len(amount)
+    sign = value[-1]
+    cur = [value[i] if i < len(value) else sign for i in range(count + (1 << bits) - 1)]
+    for b in reversed(range(bits)):
+        step = 1 << b
+        cur = [Mux(amount[b], cur[i + step], cur[i]) for i in range(count + step - 1)]
+    return Cat(*cur)
+
+
 def requant_round(m, prod, shift, zp, zr, name):
     """``clamp(RNE(prod / 2**shift) + zp, -128, 127)`` of a product register (stage 2),
     or with ``zr`` set ``clamp(RNE(prod / 2**shift + zp), -128, 127)``.
 
     One arithmetic shift of ``prod << 1`` yields both the floor quotient and the
-    half bit (the last bit shifted out); a mask of the bits below the half bit
-    gives the sticky bit. A tie rounds up when the quotient is odd, or with
+    half bit (the last bit shifted out; only these low bits are built); a mask
+    of the bits below the half bit gives the sticky bit. A tie rounds up when the quotient is odd, or with
     ``zr`` when the quotient plus ``zp`` is (one XOR with ``zp``'s low bit). The
     quotient only matters while it is within ``-256 .. 255`` (``zp`` is int8),
     so the zero-point add is a short adder and larger quotients saturate by
     their sign.
     """
     width = len(prod)
-    shifted = Signal(signed(width + 1), name=f"{name}_shifted")
-    m.d.comb += shifted.eq(Cat(0, prod).as_signed() >> shift)
+    shifted = Signal(10, name=f"{name}_shifted")        # the half bit and q's low 9 bits
+    m.d.comb += shifted.eq(_shift_right_low(Cat(0, prod).as_signed(), shift, len(shifted)))
     half = shifted[0]
-    q = shifted[1:].as_signed()
+    q = shifted[1:]
     below_half = ((Const(1, width + 1) << shift) - 1) >> 1     # bits 0 .. shift-2
     sticky = (prod & below_half[:width]) != 0
     up = half & (sticky | (q[0] ^ (zr & zp[0])))
-    high = q[8:]
-    small = (high == 0) | (high == (1 << len(high)) - 1)
-    y = Signal(signed(12), name=f"{name}_y")
-    m.d.comb += y.eq(q[:10].as_signed() + up + zp)
+    # q fits 8 bits when its bits from 8 up equal its sign: prod's bits from
+    # shift + 8 up equal prod's sign. A thermometer of ``shift`` (the same for
+    # every lane) masks the bits that count, so only q's low bits need the shifter.
+    sign = prod[-1]
+    counted = (Const((1 << (width - 9)) - 1, width - 9) << shift)[:width - 9]
+    small = ((prod[8:width - 1] ^ sign.replicate(width - 9)) & counted) == 0
+    # A small q is -256 .. 255 (9 bits), so y is -384 .. 383 (10 bits); y fits
+    # int8 when its bits from 7 up are equal (no comparators), else it saturates
+    # by its sign, as a large q does by its own.
+    y = Signal(signed(10), name=f"{name}_y")
+    m.d.comb += y.eq(q.as_signed() + up + zp)
+    fits = small & ((y[7:] == 0) | (y[7:] == 0b111))
     out = Signal(signed(32), name=f"{name}_out")
-    with m.If(~small):
-        m.d.comb += out.eq(Mux(q < 0, -128, 127))
-    with m.Else():
-        m.d.comb += out.eq(Mux(y > 127, 127, Mux(y < -128, -128, y)))
+    m.d.comb += out.eq(Mux(fits, y[:8].as_signed(), Mux(Mux(small, y[-1], sign), -128, 127)))
     return out
 
 
@@ -314,7 +334,7 @@ class VxmSlice(wiring.Component):
         for mnemonic, unit in _RES_OF.items():
             res = Mux(op == _code(mnemonic), _RES[unit], res)
         m.d.sync += [
-            s1.sub.eq(is_("SUB", "SUBS", "NEG", "MIN", "MAX", "CMPGT")),
+            s1.sub.eq(is_("SUB", "SUBS", "NEG", "MIN", "MAX", "CMPGT", "CMPEQ")),
             s1.neg.eq(is_("NEG")),
             s1.shl.eq(is_("SHL")),
             s1.logic.eq(Mux(is_("OR"), 1, Mux(is_("XOR"), 2, 0))),
@@ -401,7 +421,7 @@ class VxmSlice(wiring.Component):
 
         Units are shared between ops to keep an ALU lane small: one adder
         (``x + y`` or ``x - y``; MIN, MAX and CMPGT take ``a < b`` from its
-        sign), one shifter (SHL shifts the bit-reversed operand right), one
+        sign, CMPEQ and CMPGT ``a == b`` from its being zero), one shifter (SHL shifts the bit-reversed operand right), one
         logic unit, and a pick of ``a``, ``b`` or zero (MIN, MAX, SELECT, RELU,
         MOV, WIDEN, NARROW). The ``s1`` controls say which unit's result counts.
         """
@@ -418,8 +438,8 @@ class VxmSlice(wiring.Component):
         m.d.comb += wide.eq(Cat(s1.sub, x).as_signed() + Cat(s1.sub, y).as_signed())
         total = wide[1:].as_signed()
         lt = total[33]                                  # a - b < 0 (exact in 34 bits)
-        eq = Signal(name=f"{name}_eq")
-        m.d.comb += eq.eq(a == b)
+        eq = Signal(name=f"{name}_eq")                  # a - b == 0 (CMPEQ subtracts too)
+        m.d.comb += eq.eq(total == 0)
         # The shifter: b mod width; SHL = reverse, shift right with zeros, reverse.
         amount = Mux(s1.out32, b[:5], b[:3])
         rev_a = Cat(*reversed([a[i] for i in range(32)]))

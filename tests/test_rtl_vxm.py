@@ -275,6 +275,35 @@ def test_requant(name):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
+def test_requant_near_the_int8_range(name):
+    """REQUANT on random parameters with values whose quotient lands in -300 .. 300, so
+    the rounding, the zero-point add and both clamps are exercised (random int32 values
+    with a large ``mult`` almost always saturate)."""
+    b = Bench(name)
+    c = b.c
+    rng = np.random.default_rng(23)
+    cases = []
+    for t in range(48):
+        shift = int(rng.integers(0, 64))
+        mult = int(rng.integers(1, 1 << 24))
+        zp, zr = int(rng.integers(-128, 128)), int(rng.integers(0, 2))
+        q = rng.integers(-300, 301, c.vl)
+        x = np.clip((q << shift) // mult + rng.integers(-2, 3, c.vl), -(1 << 31), (1 << 31) - 1)
+        if shift and t % 3 == 0:                        # an exact tie where x allows one
+            x[0] = np.clip(((2 * int(q[0]) + 1) << (shift - 1)) // mult, -(1 << 31), (1 << 31) - 1)
+        b.put(t, "W", 0, x, 32)
+        b.issue(t, c.mul_alus[t % len(c.mul_alus)], vxm("REQUANT", 0, W(0), dst=("E", 1),
+                                                        mult=mult, shift=shift, zp=zp, zr=zr))
+        cases.append((t, (mult, shift, zp, zr), requantize(x, mult, shift, zp, zr)))
+    tr = b.run(len(cases) + LAT)
+    inside = 0
+    for t, params, want in cases:
+        assert (result(tr, t + LAT, "E", 1, 8) == want.astype(np.int64)).all(), params
+        inside += int(((want > -128) & (want < 127)).sum())
+    assert inside > len(cases) * c.vl // 4             # most results are not clamped
+
+
+@pytest.mark.parametrize("name", CONFIGS)
 def test_lut(name):
     """Host-written table entries, LUT through them, LUTW of one index visible to a LUT
     issued one cycle later but not to one issued before it; LUT on ALU 0."""
