@@ -50,15 +50,8 @@ class TB:
     def find(self, path):
         """The handle of ``path`` (``"fabric.east_3"``, ``"MEM_E0.tile0_bank0"``), or
         ``None``: an escaped name in the flat simulation Verilog
-        (``sim/icarus_verilog.py``), else a walk down Amaranth's hierarchy (wave builds)."""
-        handle = self.dut._get(flat_name(path))
-        if handle is None:
-            handle = self.dut
-            for part in path.split("."):
-                handle = handle._get(part)
-                if handle is None:
-                    break
-        return handle
+        (``sim/icarus_verilog.py``)."""
+        return self.dut._get(flat_name(path))
 
     def _host(self, **values):
         word = 0

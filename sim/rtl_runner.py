@@ -105,23 +105,20 @@ def _build_key(config, variant=None):
 
 
 def build_dir_for(config, waves=False, variant=None):
-    """The build folder of ``config``: ``-waves`` for Amaranth's own Verilog with a
-    wave dump, ``-flat<hash>`` for the simulation Verilog of ``sim/icarus_verilog.py``
-    (the hash of its recipe in the name). ``variant``: a broken variant of
-    ``sim/broken.py``, built in its own folder."""
-    if waves:
-        kind = "-waves"
-    else:
-        from sim.icarus_verilog import recipe_hash
-        kind = f"-flat{recipe_hash()}"
-    return BUILD / f"{_build_key(config, variant)}{kind}"
+    """The build folder of ``config``: ``-flat<hash>`` for the simulation Verilog of
+    ``sim/icarus_verilog.py``, ``-waves<hash>`` for its wave build (the hash of its
+    recipe in the name). ``variant``: a broken variant of ``sim/broken.py``, built in
+    its own folder."""
+    from sim.icarus_verilog import recipe_hash
+    kind = "-waves" if waves else "-flat"
+    return BUILD / f"{_build_key(config, variant)}{kind}{recipe_hash()}"
 
 
 def _verilog(config, build_dir, variant=None, waves=False):
-    """The Verilog a build compiles: the flat simulation Verilog of
-    ``sim/icarus_verilog.py`` (80 times as fast on Icarus), or Amaranth's own for a
-    wave build, whose save files name Amaranth's hierarchy. Both come from one
-    RTLIL (``build/rtl/<key>.il``), made once per gateware."""
+    """The flat simulation Verilog a build compiles (``sim/icarus_verilog.py``, 80
+    times as fast on Icarus as Amaranth's own), with every named signal kept for a
+    wave build. Both come from one RTLIL (``build/rtl/<key>.il``), made once per
+    gateware."""
     from sim import icarus_verilog
     path = build_dir / f"{TOPLEVEL}.v"
     if path.exists():
@@ -133,32 +130,40 @@ def _verilog(config, build_dir, variant=None, waves=False):
         tmp.write_text(icarus_verilog.rtlil_text(config, TOPLEVEL, variant))
         tmp.replace(rtlil)
     tmp = path.with_name(path.name + ".tmp")
-    if waves:
-        tmp.write_text(icarus_verilog.amaranth_verilog(rtlil.read_text()))
-    else:
-        icarus_verilog.sim_verilog(rtlil, tmp, config, TOPLEVEL)
+    icarus_verilog.sim_verilog(rtlil, tmp, config, TOPLEVEL, names=waves)
     tmp.replace(path)
+    return path
+
+
+def _write_if_changed(path, text):
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
     return path
 
 
 def _runner(config, waves, variant=None):
     from cocotb_tools.runner import get_runner
+    from sim import icarus_verilog
     build_dir = build_dir_for(config, waves, variant)
     BUILD.mkdir(parents=True, exist_ok=True)
     # One build at a time per folder (pytest -n runs cases of one config side by side).
     with _lock(BUILD / f"{build_dir.name}.lock"):
-        from sim.icarus_verilog import READBACK_TOP, readback_verilog
         source = _verilog(config, build_dir, variant, waves)
-        # A second top level dumps the block RAMs at done (sim/icarus_verilog.py).
-        readback = build_dir / f"{READBACK_TOP}.v"
-        text = readback_verilog(config, TOPLEVEL, flat=not waves)
-        if not readback.exists() or readback.read_text() != text:
-            readback.write_text(text)
+        # A second top level dumps the block RAMs at done (sim/icarus_verilog.py),
+        # a third (wave builds) the signals the save file shows.
+        sources = [source, _write_if_changed(build_dir / f"{icarus_verilog.READBACK_TOP}.v",
+                                             icarus_verilog.readback_verilog(config, TOPLEVEL))]
+        tops = [icarus_verilog.READBACK_TOP]
+        if waves:
+            from sim.waves import traced_paths
+            dump = icarus_verilog.dump_verilog(source.read_text(), traced_paths(config), TOPLEVEL)
+            sources.append(_write_if_changed(build_dir / f"{icarus_verilog.DUMP_TOP}.v", dump))
+            tops.append(icarus_verilog.DUMP_TOP)
         runner = get_runner("icarus")
         # cocotb recompiles only when a source is newer than its sim.vvp.
-        runner.build(sources=[source, readback], hdl_toplevel=TOPLEVEL,
-                     build_args=["-s", READBACK_TOP], timescale=("1ns", "1ps"),
-                     waves=waves, build_dir=build_dir, log_file=build_dir / "build.log")
+        runner.build(sources=sources, hdl_toplevel=TOPLEVEL,
+                     build_args=[a for top in tops for a in ("-s", top)], timescale=("1ns", "1ps"),
+                     build_dir=build_dir, log_file=build_dir / "build.log")
     return runner, build_dir
 
 
@@ -183,9 +188,7 @@ def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=N
         from sim.waves import waves_for_test
         waves = waves_for_test(".fst")
     runner, build_dir = _runner(config, waves=bool(waves), variant=variant)
-    # Icarus writes the waves of a build to one fixed file: one run at a time per build.
-    with _lock(build_dir / "waves.lock" if waves else None), \
-            tempfile.TemporaryDirectory(prefix="tsp-rtl-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tsp-rtl-") as tmp:
         tmp = Path(tmp)
         img_path, res_path, host_path = tmp / "image.bin", tmp / "result.npz", tmp / "host.json"
         image.save(img_path)
@@ -201,6 +204,7 @@ def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=N
         runner.test(test_module="sim.cocotb_tb", hdl_toplevel=TOPLEVEL,
                     hdl_toplevel_lang="verilog", build_dir=build_dir,
                     test_dir=tmp, extra_env=env, waves=bool(waves), timescale=("1ns", "1ps"),
+                    plusargs=[f"+dumpfile_path={tmp / 'waves.fst'}"] if waves else [],
                     log_file=tmp / "sim.log")
         if not res_path.exists():
             log = (tmp / "sim.log").read_text(errors="replace")[-3000:]
@@ -208,7 +212,7 @@ def run_image_rtl(image, waves=None, trace=False, max_cycles=1_000_000, golden=N
         got = dict(np.load(res_path))
         wave_path = None
         if waves:
-            fst = build_dir / f"{TOPLEVEL}.fst"
+            fst = tmp / "waves.fst"
             wave_path = Path(waves)
             wave_path.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(fst, wave_path)
@@ -247,10 +251,7 @@ def _host_plan(image):
 
 @contextlib.contextmanager
 def _lock(path):
-    """An exclusive lock on ``path`` for the block (none for ``None``)."""
-    if path is None:
-        yield
-        return
+    """An exclusive lock on ``path`` for the block."""
     import fcntl
     with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)

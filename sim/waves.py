@@ -1,7 +1,8 @@
 """Readable waves: a GTKWave save file and translate filters for any wave file of the TSP.
 
-A wave file of the gateware holds tens of thousands of signals with
-Verilog names (``tsp.fabric.\\east_3[1][2]``). :func:`write_gtkw` writes,
+A wave file of the gateware holds hundreds to tens of thousands of signals
+with Verilog names (``tsp.\\fabric.east_3[1][2]`` from Icarus,
+``bench.top.fabric.east_3[1][2]`` from Amaranth's simulator). :func:`write_gtkw` writes,
 next to it, the ``.gtkw`` that makes it readable without knowing them,
 generated from the machine definition (``firmware/machine.py``) and the
 opcode table (``firmware/isa.py``):
@@ -27,6 +28,8 @@ and names the wave file of the running test for ``pytest --waves DIR``
 (:func:`waves_for_test`).
 """
 
+import collections
+import contextlib
 import math
 import os
 import re
@@ -37,7 +40,7 @@ from firmware.isa import ERROR_BITS, WORD_BITS, ErrorFlag, DecodeError, decode
 from firmware.machine import SliceKind
 
 
-__all__ = ["Var", "Focus", "GtkwResult", "wave_vars", "write_gtkw", "instruction_label",
+__all__ = ["Var", "Focus", "GtkwResult", "wave_vars", "write_gtkw", "traced_paths", "instruction_label",
            "program_words", "cycle_times", "signal_changes", "cut_window", "waves_for_test"]
 
 
@@ -49,8 +52,8 @@ class Var:
 
     ``path`` is its hierarchical name without Verilog escapes or bit range
     (``tsp.q_MEM_E0.issue[0].word``); ``gtkw`` is the name GTKWave gives it in
-    a save file (``tsp.q_MEM_E0.\\issue[0].word[47:0]``: vectors carry their
-    range, one-bit signals none).
+    a save file (``tsp.\\q_MEM_E0.issue[0].word[47:0]`` in the flat Verilog of
+    Icarus: vectors carry their range, one-bit signals none).
     """
     path: str
     width: int
@@ -556,6 +559,30 @@ def write_gtkw(wave, image, gtkw=None, focus=None, window=None):
     return GtkwResult(gtkw, layout.shown, filters)
 
 
+class _Nowhere:
+    """A save file that writes nothing, for :func:`traced_paths`."""
+
+    def trace(self, *args, **kwargs):
+        pass
+
+    @contextlib.contextmanager
+    def group(self, *args, **kwargs):
+        yield
+
+
+def traced_paths(config):
+    """Every signal a save file of ``config`` can show, as paths below the TSP
+    instance (``"q_MEM_E0.issue[0].word"``), in save-file order: what a wave build
+    dumps (``sim/icarus_verilog.py``). A focus (:class:`Focus`) only repeats some."""
+    fp = config.floorplan
+    layout = _Layout(_Nowhere(), {}, "", collections.defaultdict(str), config, None,
+                     {q.name for q in fp.queues})
+    layout.machine()
+    for s in fp.slices:
+        layout.slice(s)
+    return list(dict.fromkeys(layout.asked))
+
+
 def _is_icu(kind, word):
     try:
         return decode(kind, word).is_icu
@@ -572,9 +599,11 @@ class _Layout:
         self.busy = busy                  # queues that issue anything at all
         self.fp = config.floorplan
         self.shown = []
+        self.asked = []                   # every path traced, shown or not
 
     def trace(self, rel, alias, fmt="hex", filt=None, highlight=False):
         """One signal (a path below the TSP instance), if the wave file has it."""
+        self.asked.append(rel)
         v = self.variables.get(self.top + rel)
         if v is not None:
             self.save.trace(v.gtkw, alias=alias, datafmt=fmt, highlight=highlight,

