@@ -90,14 +90,15 @@ def test_matmulinteger_add_relu(config):
     assert got.dtype == ref.dtype and np.array_equal(got, ref)
 
 
-@pytest.mark.parametrize("shape, phases", [
+@pytest.mark.parametrize("shape, phases, copies", [
     # the bias's home slices are read by the GEMM in every gap between passes: a copy
     # elsewhere in MEM feeds the held register
-    ((1, 9, 33), ["gemm"]), ((6, 4, 20), ["gemm"]),
-    # no slice has a free read port in the gap: the add runs as a phase of its own
-    ((9, 4, 20), ["gemm", "eltwise"]),
+    ((1, 9, 33), ["gemm"], 2), ((6, 4, 20), ["gemm"], 2),
+    # no slice has a free read port in the gap: the add runs as a phase of its own, and
+    # the copy made for the held register is given back
+    ((9, 4, 20), ["gemm", "eltwise"], 1),
 ])
-def test_bias_held_between_short_mxm_passes(shape, phases):
+def test_bias_held_between_short_mxm_passes(shape, phases, copies):
     M, K, N = shape
     rng = np.random.default_rng(0)
     w, b = i8(rng, (K, N)), rng.integers(-1000, 1000, (1, N)).astype(np.int32)
@@ -106,8 +107,12 @@ def test_bias_held_between_short_mxm_passes(shape, phases):
               [("x", I8, [M, K])], [("y", I32, [M, N])], [("w", w), ("b", b)])
     feeds = {"x": i8(rng, (M, K))}
     imp = import_onnx(m)
-    assert [p["kind"] for p in compile_graph(imp.graph, imp.host_inputs(feeds),
-                                             "ulx3s").phases] == phases
+    compiled = compile_graph(imp.graph, imp.host_inputs(feeds), "ulx3s")
+    assert [p["kind"] for p in compiled.phases] == phases
+    # the low bytes of the bias's first 8 columns: one MEM word per copy
+    low = (b[0, :compiled.config.vl] & 0xFF).astype(np.uint8)
+    assert sum(np.array_equal(np.asarray(word, np.uint8), low)
+               for mem in compiled.image.memory.values() for word in mem.values()) == copies
     (got,), (ref,) = run_tsp(m, feeds)
     assert np.array_equal(got, ref)
 

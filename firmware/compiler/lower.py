@@ -98,6 +98,20 @@ class _Memory:
             self.next[s.name, bank] = addr + n
         return addr
 
+    def checkpoint(self):
+        """Where every (slice, bank) allocates next: :meth:`rollback` frees what was
+        allocated (and stored) after it."""
+        return dict(self.next)
+
+    def rollback(self, checkpoint):
+        for (name, bank), top in checkpoint.items():
+            mem = self.data.get(name, {})
+            for addr in range(top, self.next[name, bank]):
+                mem.pop(addr, None)
+            if not mem:
+                self.data.pop(name, None)
+        self.next = dict(checkpoint)
+
     def store(self, sl, addr, words):
         mem = self.data.setdefault(sl.name, {})
         for i, w in enumerate(np.asarray(words).astype(np.int64).astype(np.uint8)):
@@ -914,6 +928,7 @@ class _Lowering:
         prev_last = None
         booked = dict(reads)
         copies = {t: [self.operand_loc(t, chain.out)] for t in uses}
+        homes_placed = self.mem.checkpoint()    # the copies below are given back on failure
 
         def slot(loc, nt, hi_t, lo_t):
             """The latest cycle in ``lo_t .. hi_t`` the VXM can take word ``nt`` of
@@ -946,6 +961,7 @@ class _Lowering:
                     loc = (self.store_tensor(t, copies[t][0].splat, avoid=avoid)
                            if t.is_const or t in self.g.inputs else None)
                     if loc is None:
+                        self.mem.rollback(homes_placed)
                         raise _NoLoadSlot(
                             f"{chain.out.name}: no cycle to load {t.name} into ALU {regs[t]} "
                             f"between MXM passes {p - 1} and {p} (cycles {lo_t}..{hi_t}), "
