@@ -314,11 +314,13 @@ CONFIGS = {
         # The ULX3S-85F (ECP5-85F). Measured, not guessed (docs/ARCHITECTURE.md,
         # "The FPGA sets"): at 4 x 4 lanes the VXM alone synthesised to 144k LUT4
         # and the 16x16 MXM to 256 multipliers, against the part's 84k LUT4 and
-        # 156 MULT18X18D. So VL is 8 (still 4 tiles of stagger), only ALU 1 of
-        # the four has the multiplier (REQUANT/MUL/MULS), and the banks are
-        # 1024 words deep (one 1024 x 18 DP16KD per tile and bank).
+        # 156 MULT18X18D. So VL is 8 (still 4 tiles of stagger), only ALU 1 has the
+        # multiplier (REQUANT/MUL/MULS), and the banks are 1024 words deep (one
+        # 1024 x 18 DP16KD per tile and bank). With four ALUs per lane and an SXM on
+        # both sides the whole chip packed into 130% of the part's logic (session 3),
+        # the four ALUs alone 48k LUT4: two ALUs and one SXM (east, by the MXM).
         Config("ulx3s", tiles=4, lanes=2, streams=8, mem_slices=4, bank_words=1024,
-               mxm=("E",), sxm=("W", "E"), vxm_alus=4, vxm_mul_alus=(1,), acc_slots=256,
+               mxm=("E",), sxm=("E",), vxm_alus=2, vxm_mul_alus=(1,), acc_slots=256,
                sxm_maps=4, queue_depth=512),
         # The real chip's geometry, for the golden model and the compiler only.
         # (The chip has two 320x320 planes per hemisphere; one per side here.)

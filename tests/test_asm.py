@@ -64,7 +64,7 @@ FORMS = [
       Instr(X, "ABC", dict(dir=0, stream=0, acc=0, slot=0, emit=1, edir=1, estream=0))]),
     ("MXM_E", "ACC 3 -> W4", [Instr(X, "ACC", dict(dir=1, stream=4, slot=3))]),
     ("SXM_E", "SHUP W0, 1 -> W1", [Instr(Q, "SHUP", dict(sdir=1, sstream=0, ddir=1, dstream=1, arg=1))]),
-    ("SXM_W", "SHDN E1, 7 -> W3\nROT W7, 2 -> E0\nPERM E2, 3 -> E2\nDIST W5, 1 -> E6",
+    ("SXM_E", "SHDN E1, 7 -> W3\nROT W7, 2 -> E0\nPERM E2, 3 -> E2\nDIST W5, 1 -> E6",
      [Instr(Q, "SHDN", dict(sdir=0, sstream=1, ddir=1, dstream=3, arg=7)),
       Instr(Q, "ROT", dict(sdir=1, sstream=7, ddir=0, dstream=0, arg=2)),
       Instr(Q, "PERM", dict(sdir=0, sstream=2, ddir=0, dstream=2, arg=3)),
@@ -74,8 +74,8 @@ FORMS = [
      [Instr(V, "ADD", dict(dtype=0, a=S("E", 3), b=IMM, we=1, wdir=1, wstream=2, imm=5))]),
     # ulx3s: MUL, MULS and REQUANT run on ALU 1 only (vxm_mul_alus)
     ("VXM1", "MUL.i32 E0, ALU1", [Instr(V, "MUL", dict(dtype=1, a=S("E", 0), b=ALU(1)))]),
-    ("VXM2", "SELECT.i8 E0, E1, ALU2 -> E1",
-     [Instr(V, "SELECT", dict(a=S("E", 0), b=S("E", 1), c=ALU(2), we=1, wstream=1))]),
+    ("VXM0", "SELECT.i8 E0, E1, ALU1 -> E1",
+     [Instr(V, "SELECT", dict(a=S("E", 0), b=S("E", 1), c=ALU(1), we=1, wstream=1))]),
     ("vxm1", "REQUANT E4, mult=1234567, shift=40, zp=-3 -> W0",
      [Instr(V, "REQUANT", dict(a=S("E", 4), mult=1234567, shift=40, zp=-3, we=1, wdir=1))]),
     ("VXM1", "REQUANT W0, shift=2, mult=0xFF",
@@ -86,7 +86,7 @@ FORMS = [
     ("VXM", "LUTW E0, 7\nLUT W1 -> E2",
      [Instr(V, "LUTW", dict(a=S("E", 0), index=7)),
       Instr(V, "LUT", dict(a=S("W", 1), we=1, wstream=2))]),
-    ("vxm3", "RELU W1 -> E0\nMOV #-3 -> E1\nMAX E0, ZERO\nneg.i32 alu0 -> w4",
+    ("vxm0", "RELU W1 -> E0\nMOV #-3 -> E1\nMAX E0, ZERO\nneg.i32 alu0 -> w4",
      [Instr(V, "RELU", dict(a=S("W", 1), we=1)),
       Instr(V, "MOV", dict(a=IMM, we=1, wstream=1, imm=-3)),
       Instr(V, "MAX", dict(a=S("E", 0), b=ZERO)),
@@ -395,7 +395,7 @@ SPEC_PROGRAM = """
         HALT
 .queue VXM0
         ADD.i8  E3, #5 -> W2
-        SELECT.i8 E0, E1, ALU2 -> E1
+        SELECT.i8 E0, E1, ALU1 -> E1
         LUTW    E0, 7
 .queue VXM1
         MUL.i32 E0, ALU1

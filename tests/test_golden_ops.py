@@ -581,9 +581,12 @@ def sxm_run(cfg, ops, inputs, perms=None, side="E"):
     p = Program(c)
     for map_id, lanes in (perms or {}).items():
         p.perm(sxm.name, map_id, lanes)
+    # the first READ far enough from the SXM to be issued at cycle 0 or later
+    far = max(abs(sxm.pos - fp.slice(f"MEM_{side}{i}").pos) for i in range(len(inputs[0])))
+    base = max(T0, lat.mem_read + far)
     times = []
     for k, ((m, arg), vecs) in enumerate(zip(ops, inputs)):
-        t = T0 + k
+        t = base + k
         for i, v in enumerate(vecs):
             sl = fp.slice(f"MEM_{side}{i}")
             p.data(sl.name, k, v)
@@ -597,7 +600,7 @@ def sxm_run(cfg, ops, inputs, perms=None, side="E"):
     return [hops[t + lat.sxm + 1, sxm.pos + inwards] for t in times]
 
 
-@pytest.mark.parametrize("cfg,side", [("tiny", "E"), ("ulx3s", "E"), ("ulx3s", "W")])
+@pytest.mark.parametrize("cfg,side", [("tiny", "E"), ("ulx3s", "E"), ("groq", "W")])
 def test_sxm_lane_ops(cfg, side):
     c = get_config(cfg)
     rng = np.random.default_rng(8)

@@ -1,15 +1,15 @@
 ; int8 matrix multiply through the MXM: C[4x8] = A[4x8] @ B[8x8], int32 results (ulx3s, VL = 8:
 ; the MXM is 8x8).
 ;
-; Floorplan (ulx3s): SXM_W 0 | MEM_W3 1 | MEM_W2 2 | MEM_W1 3 | MEM_W0 4 | VXM 5 |
-;                    MEM_E0 6 | MEM_E1 7 | MEM_E2 8 | MEM_E3 9 | SXM_E 10 | MXM_E 11
+; Floorplan (ulx3s): MEM_W3 0 | MEM_W2 1 | MEM_W1 2 | MEM_W0 3 | VXM 4 |
+;                    MEM_E0 5 | MEM_E1 6 | MEM_E2 7 | MEM_E3 8 | SXM_E 9 | MXM_E 10
 ;
 ; Weights go in by columns: word c of MEM_E3 is column c of B (lane r holds B[r][c]).
 ;   MEM_E3 reads columns at 0..7 -> E0 at the MXM (2 hops) at 3..10: LW at 3..10, IW at 11
 ;   MEM_E2 reads rows of A at 8..11 -> E1 at the MXM (3 hops) at 12..15: ABC into slots 0..3
 ;   an ABC at t accumulates at t + T + 1 = t + 5 (17..20); ACC at 17..20 sees each slot
 ;   just written and emits it at 18..21 westward on the SG4 group W0..W3;
-;   plane i is written by one MEM slice each, 11 - pos hops away:
+;   plane i is written by one MEM slice each, 10 - pos hops away:
 ;   MEM_E3 (W0) at 20..23, MEM_E2 (W1) at 21..24, MEM_E1 (W2) at 22..25, MEM_E0 (W3) at 23..26.
 ; The last HALT is MEM_E0's at 27: 27 + T = 31 cycles.
 .config ulx3s

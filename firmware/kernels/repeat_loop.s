@@ -1,8 +1,8 @@
 ; A Repeat loop over addresses: copy the even words 0, 2, .. 14 of MEM_W0 into
 ; MEM_E0 in reverse order (0x107 down to 0x100), with address strides +2 and -1 (ulx3s, VL = 8).
 ;
-; Floorplan (ulx3s): SXM_W 0 | MEM_W3 1 | MEM_W2 2 | MEM_W1 3 | MEM_W0 4 | VXM 5 |
-;                    MEM_E0 6 | MEM_E1 7 | MEM_E2 8 | MEM_E3 9 | SXM_E 10 | MXM_E 11
+; Floorplan (ulx3s): MEM_W3 0 | MEM_W2 1 | MEM_W1 2 | MEM_W0 3 | VXM 4 |
+;                    MEM_E0 5 | MEM_E1 6 | MEM_E2 7 | MEM_E3 8 | SXM_E 9 | MXM_E 10
 ;
 ;   MEM_W0 reads at 0..7 (stride 2) -> E0 at MEM_E0 (2 hops) at 3..10, written with stride -1.
 ; The last HALT is MEM_E0's at 11: 11 + T = 15 cycles.

@@ -2,14 +2,15 @@
 ;   y = relu(requant(x + BIAS))   with requant = clamp(RNE((x+BIAS) * MULT / 2**SHIFT) + ZP)
 ;   REQUANT runs on ALU 1: on ulx3s only ALU 1 has the multiplier (vxm_mul_alus).
 ;
-; Floorplan (ulx3s): SXM_W 0 | MEM_W3 1 | MEM_W2 2 | MEM_W1 3 | MEM_W0 4 | VXM 5 |
-;                    MEM_E0 6 | MEM_E1 7 | MEM_E2 8 | MEM_E3 9 | SXM_E 10 | MXM_E 11
+; Floorplan (ulx3s): MEM_W3 0 | MEM_W2 1 | MEM_W1 2 | MEM_W0 3 | VXM 4 |
+;                    MEM_E0 5 | MEM_E1 6 | MEM_E2 7 | MEM_E3 8 | SXM_E 9 | MXM_E 10
 ;
 ; x is int32: byte plane i of each vector lives in MEM_W<i> and rides stream E<i>, so the four
 ; planes meet at the VXM as the SG4 group E0..E3. MEM_W<i> is i + 1 hops from the VXM:
 ;   MEM_W3 reads at 0..3, MEM_W2 at 1..4, MEM_W1 at 2..5, MEM_W0 at 3..6 -> E0..E3 at 5..8
-;   ALU0 ADD.i32 at 5..8; ALU1 REQUANT reads ALU0 at 8..11; ALU2 RELU reads ALU1 at 11..14
-;   and emits E4 at 14..17; MEM_E0 (1 hop) writes at 15..18, HALT at 19: 19 + T = 23 cycles.
+;   ALU0 ADD.i32 at 5..8; ALU1 REQUANT reads ALU0 at 8..11; ALU0 again, RELU, reads ALU1
+;   at 11..14 (its ADD results were read at 8..11) and emits E4 at 14..17;
+;   MEM_E0 (1 hop) writes at 15..18, HALT at 19: 19 + T = 23 cycles.
 .config ulx3s
 .equ    BIAS, 1234
 .equ    MULT, 11184811
@@ -57,15 +58,13 @@
         NOP     5
         ADD.i32 E0, #BIAS
         REPEAT  3, 1
+        NOP     2
+        RELU.i8 ALU1 -> E4
+        REPEAT  3, 1
         HALT
 .queue VXM1
         NOP     8
         REQUANT ALU0, mult=MULT, shift=SHIFT, zp=ZP
-        REPEAT  3, 1
-        HALT
-.queue VXM2
-        NOP     11
-        RELU.i8 ALU1 -> E4
         REPEAT  3, 1
         HALT
 .queue MEM_E0

@@ -1,10 +1,10 @@
 ; SXM transpose: 2 streams x 2 lanes per tile, turned around (ulx3s, L = 2, VL = 8).
 ;   result stream i, lane k*2 + j  =  source stream j, lane k*2 + i
 ;
-; Floorplan (ulx3s): SXM_W 0 | MEM_W3 1 | MEM_W2 2 | MEM_W1 3 | MEM_W0 4 | VXM 5 |
-;                    MEM_E0 6 | MEM_E1 7 | MEM_E2 8 | MEM_E3 9 | SXM_E 10 | MXM_E 11
+; Floorplan (ulx3s): MEM_W3 0 | MEM_W2 1 | MEM_W1 2 | MEM_W0 3 | VXM 4 |
+;                    MEM_E0 5 | MEM_E1 6 | MEM_E2 7 | MEM_E3 8 | SXM_E 9 | MXM_E 10
 ;
-; Source vector j sits in MEM_E<j> and rides E<j> to SXM_E (10 - pos hops):
+; Source vector j sits in MEM_E<j> and rides E<j> to SXM_E (9 - pos hops):
 ;   MEM_E0 reads at 0 (4 hops), MEM_E1 at 1 (3 hops) -> both at SXM_E at 5.
 ;   TRANS at 5 emits at 5 + T = 9 westward on W4..W5;
 ;   MEM_E1 (3 hops) writes W4 at 12, MEM_E0 (4 hops) writes W5 at 13.

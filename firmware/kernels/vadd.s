@@ -1,7 +1,7 @@
 ; Vector add, saturating int8: z = x + y for 4 vectors of 8 lanes (ulx3s, VL = 8).
 ;
-; Floorplan (ulx3s): SXM_W 0 | MEM_W3 1 | MEM_W2 2 | MEM_W1 3 | MEM_W0 4 | VXM 5 |
-;                    MEM_E0 6 | MEM_E1 7 | MEM_E2 8 | MEM_E3 9 | SXM_E 10 | MXM_E 11
+; Floorplan (ulx3s): MEM_W3 0 | MEM_W2 1 | MEM_W1 2 | MEM_W0 3 | VXM 4 |
+;                    MEM_E0 5 | MEM_E1 6 | MEM_E2 7 | MEM_E3 8 | SXM_E 9 | MXM_E 10
 ; A READ at cycle t is seen h hops away at t + 1 + h; a VXM op at t emits at t + 3.
 ;   x: MEM_W1 (2 hops) reads at 0..3 -> E0 at the VXM at 3..6
 ;   y: MEM_W0 (1 hop)  reads at 1..4 -> E1 at the VXM at 3..6
