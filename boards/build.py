@@ -291,8 +291,10 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
     except ValueError as e:
         raise BuildError(str(e)) from None
     platform = top_class.platform_class()
-    plan = platform.prepare(top, name="top", nextpnr_opts="--report report.json",
-                            synth_opts=getattr(mod, "SYNTH_OPTS", ""))
+    overrides = {"synth_opts": getattr(mod, "SYNTH_OPTS", "")}
+    if getattr(mod, "SCRIPT_AFTER_SYNTH", None):
+        overrides["script_after_synth"] = mod.SCRIPT_AFTER_SYNTH
+    plan = platform.prepare(top, name="top", nextpnr_opts="--report report.json", **overrides)
     device = f"{platform.device}-{platform.package}"
     build_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("top.tim", "top.rpt", "report.json", "build.json",

@@ -15,7 +15,8 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from ._common import BoardTop
 
 
-__all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "LOADER_BOARD", "TOP", "pll_params", "ULX3STop"]
+__all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "SCRIPT_AFTER_SYNTH", "LOADER_BOARD", "TOP",
+           "pll_params", "ULX3STop"]
 
 #: The machine the ULX3S carries (a name of ``firmware.machine.CONFIGS``).
 CONFIG = "ulx3s"
@@ -23,8 +24,17 @@ CONFIG = "ulx3s"
 #: The core clock asked of the PLL (the issue's target: at least 50 MHz).
 CORE_FREQ = 50e6
 
-#: Extra options of Yosys's ``synth_ecp5`` (multipliers map to MULT18X18D as is).
-SYNTH_OPTS = ""
+#: Extra options of Yosys's ``synth_ecp5`` (multipliers map to MULT18X18D as is), and
+#: Yosys commands after it. ``synth_ecp5`` maps LUTs with ABC9, which fails inside
+#: YoWASP's Yosys 0.70 on this design: on the whole chip of the ``ulx3s`` set (two VXM
+#: ALUs) an assertion in ``abc9_ops -reintegrate`` (``GetSize(conn.first) ==
+#: GetSize(conn.second)``) after 11 minutes, on the SXM alone ``yosys-abc`` exits with
+#: no message. So synthesis stops before its ``map_luts`` step, maps LUTs with the
+#: classic ``abc -lut 4`` (not timing-driven), and finishes from ``map_cells`` on: the
+#: steps of ``synth_ecp5`` (``help synth_lattice``) with the one replaced.
+SYNTH_OPTS = "-run :map_luts"
+SCRIPT_AFTER_SYNTH = ("techmap -map +/lattice/latches_map.v; abc -lut 4; clean; "
+                      "synth_ecp5 -top top -run map_cells:")
 
 #: ECP5 PLL limits (Lattice TN1263 / ecppll): input divider, feedback, output divider.
 PFD_MHZ = (3.125, 400)
