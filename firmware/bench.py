@@ -85,10 +85,10 @@ def read_build_dir(path, board):
     from boards.build import nextpnr_failure, parse_yosys_stat
     path = Path(path)
     out = {"dir": str(path), "fmax_mhz": None, "target_mhz": None, "resources": {},
-           "build_s": None, "config": None, "error": None}
+           "build_s": None, "config": None, "core": "tsp", "error": None}
     if (path / "build.json").exists():
         rep = json.loads((path / "build.json").read_text())
-        out.update(config=rep.get("config"), fmax_mhz=rep.get("fmax_mhz"),
+        out.update(config=rep.get("config"), core=rep.get("core", "tsp"), fmax_mhz=rep.get("fmax_mhz"),
                    target_mhz=rep.get("target_mhz"), build_s=rep.get("build_s"),
                    resources={k: [v["used"], v["available"]]
                               for k, v in rep.get("resources", {}).items()})
@@ -284,6 +284,15 @@ def section_fpga(b):
             b.board_of.pop(cfg_name, None)
             b.board_of[cfg.name] = board
         error = error or rep["error"]
+        if rep["core"] != "tsp":
+            # a board that carries the host link alone: its Fmax is not the TSP's
+            row["status"] = (f"failed: {error}" if error else
+                             f"ok, but core {rep['core']!r}: the build has no TSP")
+            row["vl"] = row["macs"] = None
+            b.fmax_missing[board] = f"the {board} build has no TSP (core {rep['core']!r})"
+            rows.append(row)
+            b.log(f"[fpga] {board}: {row['status']}")
+            continue
         if rep["fmax_mhz"] is not None:
             b.fmax[board] = rep["fmax_mhz"]
             row["gops"] = 2 * row["macs"] * rep["fmax_mhz"] * 1e6 / 1e9

@@ -90,9 +90,9 @@ def check_models_jitter_sim_scale(data):
     assert all(r["status"] == NOT_QUICK and r["fmax_mhz"] is None for r in rows(data, "fpga"))
 
 
-def _ulx3s_report(path, fmax):
+def _ulx3s_report(path, fmax, core="tsp"):
     """A finished build as ``boards.build`` writes it (its own ``as_json``)."""
-    rep = BuildReport(board="ulx3s", config="ulx3s", device="LFE5U-85F-CABGA381",
+    rep = BuildReport(board="ulx3s", config="ulx3s", device="LFE5U-85F-CABGA381", core=core,
                       build_dir=path, bitstream=path / "top.bit", clock="$glbnet$clk",
                       target_mhz=25.0, fmax_mhz=fmax,
                       resources={"LUT": (33592, 83640), "FF": (6623, 83640),
@@ -146,6 +146,20 @@ def test_fpga_reports_feed_latency_and_gops(tmp_path):
             assert r["latency_us"] == pytest.approx(r["predicted"] / 40.0)
             assert "ulx3s @ 40.0 MHz" in r["latency_at"]
     assert f"| ulx3s | ulx3s | {vl} | 40.0 |" in out.read_text()
+
+
+def test_a_build_without_a_tsp_gives_no_gops_and_no_latency(tmp_path):
+    """A board build that carries the host link alone (``--core loopback``) reaches
+    its own Fmax; the table must not pass it off as the TSP's."""
+    _ulx3s_report(tmp_path / "ulx3s", fmax=80.0, core="loopback")
+    out = tmp_path / "B.md"
+    tsp(["bench", "--quick", "--sections", "fpga", "models", "--fpga-reports", str(tmp_path),
+         "--out", str(out)])
+    data = json.loads(out.with_suffix(".json").read_text())
+    ulx = {r["board"]: r for r in rows(data, "fpga")}["ulx3s"]
+    assert ulx["gops"] is None and "core 'loopback'" in ulx["status"]
+    for r in rows(data, "models"):
+        assert r.get("latency_us") is None
 
 
 @pytest.mark.parametrize("argv, message", [
