@@ -49,11 +49,20 @@ def _check_divisor(divisor):
         raise ValueError(f"divisor (clocks per bit) must be an integer >= 4, not {divisor!r}")
 
 
+class _BitTimed(wiring.Component):
+    """A UART half: ``divisor`` clocks per bit."""
+
+    def __init__(self, divisor):
+        _check_divisor(divisor)
+        self._divisor = divisor
+        super().__init__()
+
+
 #: The request header as a layout over its bytes (little-endian fields, first byte lowest).
 header_layout = data.StructLayout({name: 8 * n for name, n in HEADER})
 
 
-class UARTReceiver(wiring.Component):
+class UARTReceiver(_BitTimed):
     """8N1 receiver, ``divisor`` clocks per bit.
 
     ``rx`` is an asynchronous pin: two flip-flops bring it into the clock
@@ -74,11 +83,6 @@ class UARTReceiver(wiring.Component):
     rx: In(1, init=1)
     o: Out(stream.Signature(8, always_ready=True))
     frame_error: Out(1)
-
-    def __init__(self, divisor):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__()
 
     def elaborate(self, platform):
         m = Module()
@@ -127,7 +131,7 @@ class UARTReceiver(wiring.Component):
         return m
 
 
-class UARTTransmitter(wiring.Component):
+class UARTTransmitter(_BitTimed):
     """8N1 transmitter, ``divisor`` clocks per bit.
 
     Members
@@ -139,11 +143,6 @@ class UARTTransmitter(wiring.Component):
 
     i: In(stream.Signature(8))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor):
-        _check_divisor(divisor)
-        self._divisor = divisor
-        super().__init__()
 
     def elaborate(self, platform):
         m = Module()
