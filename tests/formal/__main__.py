@@ -4,6 +4,7 @@
     python -m tests.formal --quick         # only what the default test run does
     python -m tests.formal -k icu          # checks whose name contains "icu"
     python -m tests.formal --workdir DIR   # keep the sby folders (traces) there
+    python -m tests.formal --timeout 300   # give each check at most 300 s (default 1800)
 
 Exit status 0 when every property holds and every broken variant is caught.
 """
@@ -23,7 +24,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="only the default-run checks")
     parser.add_argument("-k", dest="match", default="", help="only checks whose name has this")
     parser.add_argument("--workdir", help="folder for the sby runs (default: a temporary one)")
+    parser.add_argument("--timeout", type=int, default=1800, metavar="S",
+                        help="seconds each check may take; one that takes longer is reported "
+                             "as an error (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        parser.error(f"--timeout {args.timeout}: must be positive")
 
     checks = QUICK + ([] if args.quick else DEEP + CAUGHT)
     checks = [c for c in checks if args.match in c.name]
@@ -38,7 +44,7 @@ def main(argv=None):
     for check in checks:
         try:
             v = run_sby(check.bench(), check.name.replace(":", "_"), workdir,
-                        depth=check.depth, mode=check.mode)
+                        depth=check.depth, mode=check.mode, timeout=args.timeout)
         except FormalError as e:
             bad += 1
             print(f"{check.name:<32} {check.expect:<6} ERROR  {e}".splitlines()[0])
