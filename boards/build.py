@@ -294,7 +294,8 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
     overrides = {"synth_opts": getattr(mod, "SYNTH_OPTS", "")}
     if getattr(mod, "SCRIPT_AFTER_SYNTH", None):
         overrides["script_after_synth"] = mod.SCRIPT_AFTER_SYNTH
-    plan = platform.prepare(top, name="top", nextpnr_opts="--report report.json", **overrides)
+    nextpnr_opts = " ".join(["--report report.json", getattr(mod, "NEXTPNR_OPTS", "")]).strip()
+    plan = platform.prepare(top, name="top", nextpnr_opts=nextpnr_opts, **overrides)
     device = f"{platform.device}-{platform.package}"
     build_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("top.tim", "top.rpt", "report.json", "build.json",

@@ -15,8 +15,8 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from ._common import BoardTop
 
 
-__all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "SCRIPT_AFTER_SYNTH", "LOADER_BOARD", "TOP",
-           "pll_params", "ULX3STop"]
+__all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "SCRIPT_AFTER_SYNTH", "NEXTPNR_OPTS",
+           "LOADER_BOARD", "TOP", "pll_params", "ULX3STop"]
 
 #: The machine the ULX3S carries (a name of ``firmware.machine.CONFIGS``).
 CONFIG = "ulx3s"
@@ -35,6 +35,11 @@ CORE_FREQ = 50e6
 SYNTH_OPTS = "-run :map_luts"
 SCRIPT_AFTER_SYNTH = ("techmap -map +/lattice/latches_map.v; abc -lut 4; clean; "
                       "synth_ecp5 -top top -run map_cells:")
+
+#: Extra options of nextpnr-ecp5. Its default router (router1), under YoWASP, had
+#: routed about 80k of the TSP's 257k arcs after 16 minutes (measured, session 4),
+#: so the build uses router2.
+NEXTPNR_OPTS = "--router router2"
 
 #: ECP5 PLL limits (Lattice TN1263 / ecppll): input divider, feedback, output divider.
 PFD_MHZ = (3.125, 400)
