@@ -218,11 +218,17 @@ def nextpnr_failure(log, device):
     if over:
         return f"design too big for the {device}: " + "; ".join(over)
     fails = _FAIL.findall(log)
+    errors = [line.strip() for line in log.splitlines() if line.startswith("ERROR")]
     if fails:
         net, got, want = fails[-1]
+        if not errors:
+            # nextpnr ends a missed clock with an ERROR line; without one it was stopped
+            # (killed, out of time) and the figure is an estimate from before routing ended
+            return (f"nextpnr stopped before it finished (no ERROR in its log); its last "
+                    f"estimate for core clock {net} was {float(got):.2f} MHz, target "
+                    f"{float(want):.2f} MHz")
         return (f"timing not met: core clock {net} reaches {float(got):.2f} MHz, "
                 f"target {float(want):.2f} MHz")
-    errors = [line.strip() for line in log.splitlines() if line.startswith("ERROR")]
     return errors[0] if errors else "nextpnr failed (see top.tim)"
 
 
