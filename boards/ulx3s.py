@@ -37,8 +37,10 @@ SCRIPT_AFTER_SYNTH = ("techmap -map +/lattice/latches_map.v; abc -lut 4; clean; 
                       "synth_ecp5 -top top -run map_cells:")
 
 #: Extra options of nextpnr-ecp5. Its default router (router1), under YoWASP, had
-#: routed about 80k of the TSP's 257k arcs after 16 minutes (measured, session 4),
-#: so the build uses router2.
+#: routed about 80k of the TSP's 257k arcs after 16 minutes (measured, session 4), so
+#: the build tries router2; that one had not finished either after 17 minutes (34k
+#: overused wires left after 5 iterations, the other core busy): a routed build of the
+#: TSP has not been seen yet (docs/ARCHITECTURE.md, "The FPGA sets").
 NEXTPNR_OPTS = "--router router2"
 
 #: ECP5 PLL limits (Lattice TN1263 / ecppll): input divider, feedback, output divider.
