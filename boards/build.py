@@ -206,7 +206,8 @@ def parse_yosys_stat(text):
 
 
 _UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
-_FAIL = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \(FAIL at ([\d.]+) MHz\)")
+_ESTIMATE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at "
+                       r"([\d.]+) MHz\)")
 
 
 def nextpnr_failure(log, device):
@@ -217,19 +218,23 @@ def nextpnr_failure(log, device):
             for cell, (used, avail) in util.items() if used > avail]
     if over:
         return f"design too big for the {device}: " + "; ".join(over)
-    fails = _FAIL.findall(log)
     errors = [line.strip() for line in log.splitlines() if line.startswith("ERROR")]
+    estimates = _ESTIMATE.findall(log)
+    if not errors:
+        # nextpnr ends every failure with an ERROR line; without one it has not ended
+        # (still running, killed, out of time), and a figure is an estimate before routing
+        said = "nextpnr has not finished (no ERROR in its log: still running, or stopped)"
+        if estimates:
+            net, got, _verdict, want = estimates[-1]
+            said += (f"; its last estimate for core clock {net} was {float(got):.2f} MHz, "
+                     f"target {float(want):.2f} MHz")
+        return said
+    fails = [e for e in estimates if e[2] == "FAIL"]
     if fails:
-        net, got, want = fails[-1]
-        if not errors:
-            # nextpnr ends a missed clock with an ERROR line; without one it was stopped
-            # (killed, out of time) and the figure is an estimate from before routing ended
-            return (f"nextpnr stopped before it finished (no ERROR in its log); its last "
-                    f"estimate for core clock {net} was {float(got):.2f} MHz, target "
-                    f"{float(want):.2f} MHz")
+        net, got, _verdict, want = fails[-1]
         return (f"timing not met: core clock {net} reaches {float(got):.2f} MHz, "
                 f"target {float(want):.2f} MHz")
-    return errors[0] if errors else "nextpnr failed (see top.tim)"
+    return errors[0]
 
 
 class PhaseClock:

@@ -229,10 +229,15 @@ ERROR: Max frequency for clock 'clk': 20.47 MHz (FAIL at 24.00 MHz)
     (NEXTPNR_TOO_BIG.replace("12/", "62/"), "design too big for the iCE40UP5K-SG48: logic "
      "cells (LUT4 + FF) 6071 used, 5280 available; block RAM (SB_RAM40_4K) 62 used, 30 available"),
     (NEXTPNR_SLOW, "timing not met: core clock clk reaches 20.47 MHz, target 24.00 MHz"),
-    # stopped while routing: the placer's estimate, said as such
+    # stopped (or still running) while routing: the placer's estimate, said as such
     (NEXTPNR_SLOW.splitlines()[0] + "\nInfo: Routing..\n",
-     "nextpnr stopped before it finished (no ERROR in its log); its last estimate for core "
-     "clock clk was 19.02 MHz, target 24.00 MHz"),
+     "nextpnr has not finished (no ERROR in its log: still running, or stopped); its last "
+     "estimate for core clock clk was 19.02 MHz, target 24.00 MHz"),
+    ("Info: Max frequency for clock 'clk': 23.94 MHz (PASS at 20.00 MHz)\nInfo: Routing..\n",
+     "nextpnr has not finished (no ERROR in its log: still running, or stopped); its last "
+     "estimate for core clock clk was 23.94 MHz, target 20.00 MHz"),
+    ("Info: Packing constants..\n", "nextpnr has not finished (no ERROR in its log: still "
+     "running, or stopped)"),
     ("Info: Packing constants..\nERROR: something else\n", "ERROR: something else"),
 ])
 def test_nextpnr_failure_is_one_line(log, message):
