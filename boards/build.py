@@ -270,7 +270,7 @@ class PhaseClock:
         now = self.now()
         self.phase_s[self.current] = now - self.since
         self.current, self.since = "done", now
-        self.progress("done", now - self.started, "")
+        self.progress("failed", now - self.started, "")
 
 
 # -- the build --------------------------------------------------------------------------
