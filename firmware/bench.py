@@ -88,8 +88,9 @@ def read_build_dir(path, board):
            "build_s": None, "config": None, "core": "tsp", "error": None}
     if (path / "build.json").exists():
         rep = json.loads((path / "build.json").read_text())
-        out.update(config=rep.get("config"), core=rep.get("core", "tsp"), fmax_mhz=rep.get("fmax_mhz"),
-                   target_mhz=rep.get("target_mhz"), build_s=rep.get("build_s"),
+        out.update(config=rep.get("config"), core=rep.get("core", "tsp"),
+                   fmax_mhz=rep.get("fmax_mhz"), target_mhz=rep.get("target_mhz"),
+                   build_s=rep.get("build_s"),
                    resources={k: [v["used"], v["available"]]
                               for k, v in rep.get("resources", {}).items()})
         if rep.get("timing_met") is False:
@@ -297,7 +298,7 @@ def section_fpga(b):
             b.fmax[board] = rep["fmax_mhz"]
             row["gops"] = 2 * row["macs"] * rep["fmax_mhz"] * 1e6 / 1e9
         else:
-            b.fmax_missing[board] = f"{board} build failed"
+            b.fmax_missing[board] = f"no routed {board} build"   # failed, or not finished
         row["status"] = f"failed: {error}" if error else "ok"
         rows.append(row)
         b.log(f"[fpga] {board}: {row['status']}" + (f", Fmax {rep['fmax_mhz']:.1f} MHz"
