@@ -21,7 +21,7 @@ from firmware.machine import get_config
 from rtl.hostlink import HostBridge, LinkedTSP, UARTReceiver, UARTTransmitter
 from rtl.top import HostCmd
 
-from . import CORES
+from . import CORES, PROBE_PREFIX, check_core
 
 
 __all__ = ["BAUD", "BLINK_HZ", "CORES", "LinkLoopback", "UARTEcho", "BoardCore", "BoardTop",
@@ -115,8 +115,8 @@ class UARTEcho(_UARTCore):
 
 class BoardCore(wiring.Component):
     """A board's gateware without its PLL and pins: ``core`` (one of :data:`CORES`:
-    the linked TSP of ``config``, :class:`LinkLoopback` or :class:`UARTEcho`) and
-    the status LEDs.
+    the linked TSP of ``config``, :class:`LinkLoopback` or :class:`UARTEcho`; or
+    ``probe:<block>``, :class:`boards.probe.BlockProbe`) and the status LEDs.
 
     ``divisor`` is core clocks per UART bit; ``blink`` core clocks per half period
     of the running blink. Further arguments go to :class:`~rtl.hostlink.LinkedTSP`.
@@ -143,11 +143,13 @@ class BoardCore(wiring.Component):
                  core="tsp", **tsp_args):
         if not isinstance(blink, int) or blink < 1:
             raise ValueError(f"blink must be a positive number of clocks, not {blink!r}")
-        if core not in CORES:
-            raise ValueError(f"core must be one of {', '.join(CORES)}, not {core!r}")
+        check_core(core)
         self._config = get_config(config)
         self._blink = blink
-        if core == "tsp":
+        if core.startswith(PROBE_PREFIX):
+            from .probe import BlockProbe
+            self.linked = BlockProbe(self._config, core[len(PROBE_PREFIX):])
+        elif core == "tsp":
             self.linked = LinkedTSP(self._config, divisor, timeout_bytes, **tsp_args)
         elif core == "loopback":
             self.linked = LinkLoopback(self._config, divisor, timeout_bytes)
@@ -191,8 +193,7 @@ class BoardTop(Elaboratable):
     leds = {}
 
     def __init__(self, config, core_freq, core="tsp"):
-        if core not in CORES:
-            raise ValueError(f"core must be one of {', '.join(CORES)}, not {core!r}")
+        check_core(core)
         self.config = get_config(config)
         self.core = core
         self.pll, self.core_freq, self.divisor = self.clocks(core_freq)

@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import BOARDS, CORES
+from . import BOARDS, check_core
 
 
 __all__ = ["PHASES", "BuildError", "BuildReport", "board_module", "bitstream_name",
            "yowasp_env",
-           "build", "parse_yosys_stat", "nextpnr_failure"]
+           "build", "critical_path", "parse_yosys_stat", "nextpnr_failure"]
 
 #: Phases of a build, in order, as the progress shows them.
 PHASES = ("elaborate", "synth", "place", "route", "pack")
@@ -64,7 +64,12 @@ CELL_NAMES = {
 
 
 class BuildError(Exception):
-    """A build that failed; the message is one line."""
+    """A build that failed; the message is one line. ``report`` is the
+    :class:`BuildReport` of a routed design that missed its clock (else ``None``)."""
+
+    def __init__(self, message, report=None):
+        super().__init__(message)
+        self.report = report
 
 
 def board_module(name):
@@ -113,6 +118,7 @@ class BuildReport:
     cells: dict
     phase_s: dict = field(default_factory=dict)
     core: str = "tsp"
+    critical: dict = None      # :func:`critical_path` of the core clock
 
     @property
     def timing_met(self):
@@ -133,6 +139,7 @@ class BuildReport:
             "cells": {k: {"used": u, "available": a} for k, (u, a) in self.cells.items()},
             "phase_s": {k: round(v, 1) for k, v in self.phase_s.items()},
             "build_s": round(self.build_s, 1),
+            "critical_path": self.critical,
         }
 
     def __str__(self):
@@ -140,6 +147,11 @@ class BuildReport:
         lines = [f"{self.bitstream}: {self.board} ({self.device}), {what}",
                  f"  core clock {self.clock}: Fmax {self.fmax_mhz:.1f} MHz after routing, "
                  f"target {self.target_mhz:.1f} MHz ({'met' if self.timing_met else 'NOT met'})"]
+        if self.critical:
+            cp = self.critical
+            lines.append(f"  critical path {cp['ns']:.2f} ns (logic {cp['logic_ns']:.2f}, routing "
+                         f"{cp['routing_ns']:.2f}, {cp['logic_steps']} cells): "
+                         f"{cp['from']} -> {cp['to']}")
         for name, (used, avail) in self.resources.items():
             lines.append(f"  {name:5} {used:6} / {avail:<6} ({100 * used / max(avail, 1):.0f} %)")
         lines.append("  took " + ", ".join(f"{k} {_clock(v)}" for k, v in self.phase_s.items())
@@ -280,14 +292,17 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
     """Build board ``board``'s bitstream in ``build_dir`` (``build/<board>``); return the
     :class:`BuildReport`. ``config`` and ``core_freq`` default to the board module's
     ``CONFIG`` and ``CORE_FREQ``; ``core`` is what the board carries
-    (``boards.CORES``: the TSP, the link alone, a UART echo).
+    (``boards.CORES``: the TSP, the link alone, a UART echo; or ``probe:<block>``,
+    one block of the TSP alone, :mod:`boards.probe`).
 
     ``progress(phase, elapsed_s, detail)`` is called when the phase changes and about
     twice a second while it runs. Raises :class:`BuildError` (one line) on failure.
     """
     mod = board_module(board)
-    if core not in CORES:
-        raise BuildError(f"core must be one of {', '.join(CORES)}, not {core!r}")
+    try:
+        check_core(core)
+    except ValueError as e:
+        raise BuildError(str(e)) from None
     top_class = mod.TOP
     family = top_class.family
     build_dir = Path(build_dir or Path("build") / board)
@@ -337,16 +352,42 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
                                 + _tail(build_dir / "build.log"), re.M)
             raise BuildError(f"synthesis failed: {errors[0] if errors else 'see top.rpt'}"
                              f" ({build_dir})")
-        if "Program finished normally" in tim:
+        # nextpnr ends "Program finished normally" even after an ERROR (a missed clock)
+        if not re.search(r"^ERROR", tim, re.M) and "Program finished normally" in tim:
             raise BuildError(f"bitstream packing failed (see {build_dir / 'build.log'})")
-        raise BuildError(f"{nextpnr_failure(tim, device)} ({build_dir / 'top.tim'})")
+        failure = nextpnr_failure(tim, device)
+        # a routed design that misses its clock still has a report (Fmax, critical path)
+        if not (failure.startswith("timing not met") and (build_dir / "report.json").exists()):
+            raise BuildError(f"{failure} ({build_dir / 'top.tim'})")
 
     report = _report(board, top, device, build_dir, family, clock.phase_s)
     (build_dir / "build.json").write_text(json.dumps(report.as_json(), indent=1) + "\n")
     if not report.timing_met:
         raise BuildError(f"timing not met: core clock {report.clock} reaches "
-                         f"{report.fmax_mhz:.2f} MHz, target {report.target_mhz:.2f} MHz")
+                         f"{report.fmax_mhz:.2f} MHz, target {report.target_mhz:.2f} MHz",
+                         report=report)
     return report
+
+
+def critical_path(pnr):
+    """The longest register-to-register path of nextpnr's JSON report ``pnr``:
+    ``from`` and ``to`` (the cells that launch and capture it), ``ns`` in all,
+    ``logic_ns`` (clock-to-out, cells, setup) and ``routing_ns``, ``logic_steps``
+    (cells passed through) and the ``nets`` it takes, in order. ``None`` if the
+    report has no such path (a design without registers on one clock).
+    """
+    paths = [p["path"] for p in pnr.get("critical_paths", [])
+             if p["path"] and "<async>" not in (p["from"], p["to"])]
+    if not paths:
+        return None
+    path = max(paths, key=lambda steps: sum(step["delay"] for step in steps))
+    routing = sum(step["delay"] for step in path if step["type"] == "routing")
+    total = sum(step["delay"] for step in path)
+    return {"from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
+            "ns": round(total, 3), "logic_ns": round(total - routing, 3),
+            "routing_ns": round(routing, 3),
+            "logic_steps": sum(step["type"] == "logic" for step in path),
+            "nets": [step["net"] for step in path if "net" in step]}
 
 
 def _report(board, top, device, build_dir, family, phase_s):
@@ -384,7 +425,7 @@ def _report(board, top, device, build_dir, family, phase_s):
                        clock=clock.removeprefix("$glbnet$"),        # the ECP5's global net
                        target_mhz=target, fmax_mhz=fmax[clock]["achieved"],
                        resources=resources, cells=cells, phase_s=phase_s,
-                       core=top.core)
+                       core=top.core, critical=critical_path(pnr))
 
 
 def main(board):

@@ -46,7 +46,12 @@ def add_build_parser(sub):
     s.add_argument("--freq", type=float, help="core clock in MHz (default: the board's CORE_FREQ)")
     s.add_argument("--core", choices=CORES, default="tsp",
                    help="tsp (default); loopback: the host link alone; echo: a UART echo")
-    s.add_argument("--out", help="build folder (default: build/<board>)")
+    s.add_argument("--probe", metavar="BLOCK",
+                   help="build one block of the TSP alone between registers, for its timing: "
+                        "a slice (VXM, MEM_E0, MXM_E, ...), 'fabric' or 'icu:<queue>' "
+                        "(boards/probe.py)")
+    s.add_argument("--out", help="build folder (default: build/<board>, "
+                                 "build/<board>-probe-<block> with --probe)")
     s.add_argument("--json", action="store_true", help="print the report as one JSON object")
     return s
 
@@ -95,17 +100,30 @@ def cmd_build(args):
         mod.TOP.clocks(freq)                 # the PLL and the baud rate can be made
     except ValueError as e:
         raise UsageError(f"--freq: {e}") from None
-    label = f"{args.board} {config.name if args.core == 'tsp' else args.core}"
+    core, out = args.core, args.out
+    if args.probe is not None:
+        from boards import PROBE_PREFIX
+        from boards.probe import block_names
+        if args.core != "tsp":
+            raise UsageError("--probe replaces the core: give --probe or --core, not both")
+        if args.probe not in block_names(config):
+            raise UsageError(f"--probe: no block {args.probe!r} in config {config.name}; "
+                             f"blocks: {', '.join(block_names(config))}")
+        core = PROBE_PREFIX + args.probe
+        out = out or f"build/{args.board}-probe-{args.probe.replace(':', '-')}"
+    label = f"{args.board} {config.name if core == 'tsp' else core}"
     progress = _Progress(label)
     try:
-        report = build(args.board, args.out, config.name, freq, core=args.core,
-                       progress=progress)
+        report = build(args.board, out, config.name, freq, core=core, progress=progress)
     except BuildError as e:
         progress.end()
+        if e.report is not None and not args.json:
+            print(e.report)
         print(f"tsp build: error: {e}", file=sys.stderr)
         if args.json:
-            print(json.dumps({"board": args.board, "config": config.name, "ok": False,
-                              "error": str(e)}))
+            routed = e.report.as_json() if e.report is not None else {}
+            print(json.dumps({"board": args.board, "config": config.name, **routed,
+                              "ok": False, "error": str(e)}))
         return 1
     progress.end()
     if args.json:

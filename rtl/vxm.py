@@ -116,47 +116,69 @@ def _wrap(value, out32):
     return Mux(out32, value[:32].as_signed(), value[:8].as_signed())
 
 
-def _shift_right_low(value, amount, count):
-    """The low ``count`` bits of ``value >> amount`` (arithmetic; ``value`` signed).
-
-    A barrel shifter with its largest step first: after the step of ``2**b``
-    only ``count + 2**b - 1`` bits still matter, so the stages narrow down to
-    ``count`` instead of all carrying ``len(value)`` bits."""
-    bits = len(amount)
-    sign = value[-1]
-    cur = [value[i] if i < len(value) else sign for i in range(count + (1 << bits) - 1)]
-    for b in reversed(range(bits)):
-        step = 1 << b
-        cur = [Mux(amount[b], cur[i + step], cur[i]) for i in range(count + step - 1)]
-    return Cat(*cur)
+#: REQUANT splits its shift ``s`` into ``8 * (s >> 3) + (s & 7)``: stage 0 scales
+#: ``mult`` by ``2 ** (7 - (s & 7))`` (exact: the product only gains low zeros),
+#: so stage 2 shifts the product right by ``8 * (s >> 3) + 7``: a pick of one
+#: of eight byte-aligned windows instead of a 64-way barrel shifter.
+_REQUANT_FINE = 3
+_REQUANT_OFFSET = (1 << _REQUANT_FINE) - 1
 
 
-def requant_round(m, prod, shift, zp, zr, name):
-    """``clamp(RNE(prod / 2**shift) + zp, -128, 127)`` of a product register (stage 2),
-    or with ``zr`` set ``clamp(RNE(prod / 2**shift + zp), -128, 127)``.
+def requant_scale(mult, shift):
+    """Stage 0: REQUANT's ``mult`` as the multiplier's second operand, scaled so that
+    stage 2's shift is byte-aligned (``_REQUANT_OFFSET``)."""
+    return mult << (~shift[:_REQUANT_FINE])[:_REQUANT_FINE]     # 7 - (shift & 7)
 
-    One arithmetic shift of ``prod << 1`` yields both the floor quotient and the
-    half bit (the last bit shifted out; only these low bits are built); a mask
-    of the bits below the half bit gives the sticky bit. A tie rounds up when the quotient is odd, or with
-    ``zr`` when the quotient plus ``zp`` is (one XOR with ``zp``'s low bit). The
-    quotient only matters while it is within ``-256 .. 255`` (``zp`` is int8),
-    so the zero-point add is a short adder and larger quotients saturate by
-    their sign.
+
+def requant_round(m, prod, coarse, zp, zr, name):
+    """``clamp(RNE(prod / 2**s) + zp, -128, 127)`` of a product register (stage 2),
+    or with ``zr`` set ``clamp(RNE(prod / 2**s + zp), -128, 127)``, where
+    ``s = 8 * coarse + 7`` (``prod`` is the product of :func:`requant_scale`'s
+    operand: ``8 * coarse + 7`` is the instruction's shift plus the scaling).
+
+    For each of the eight values of ``coarse`` the bits that matter sit at fixed
+    positions, so every part below is eight small constant-position terms and one
+    pick by ``coarse``: the half bit (the last bit shifted out) and the quotient
+    ``q``'s low 9 bits, one 10-bit window; the sticky bit (any bit below the half
+    bit), a prefix OR; and whether ``q`` is small (``-256 .. 255``: every bit from
+    ``s + 8`` up equals the sign), a suffix AND. A tie rounds up when ``q`` is odd,
+    or with ``zr`` when ``q + zp`` is (one XOR with ``zp``'s low bit). The
+    zero-point add is a short adder: larger quotients saturate by their sign.
     """
     width = len(prod)
+    sign = prod[-1]
+    steps = 1 << len(coarse)
+    step = 8
+    ext = Cat(prod, sign.replicate(step * steps + 16))
+    half_at = [step * c + _REQUANT_OFFSET - 1 for c in range(steps)]
+
+    def flags(values, label):
+        sig = Signal(steps, name=f"{name}_{label}")
+        m.d.comb += sig.eq(Cat(*values))
+        return sig
+
+    window = [ext[h:h + 10] for h in half_at]
     shifted = Signal(10, name=f"{name}_shifted")        # the half bit and q's low 9 bits
-    m.d.comb += shifted.eq(_shift_right_low(Cat(0, prod).as_signed(), shift, len(shifted)))
+    m.d.comb += shifted.eq(pick(window, coarse))
+    # sticky[c]: prod's bits 0 .. half_at[c] - 1; each is the one before plus a chunk
+    chunks = [prod[:half_at[0]]] + [prod[half_at[c - 1]:half_at[c]] for c in range(1, steps)]
+    below = []
+    for c, chunk in enumerate(chunks):
+        nz = chunk.any()
+        below.append(nz if c == 0 else below[-1] | nz)
+    sticky = pick(flags(below, "sticky"), coarse)
+    # small[c]: prod's bits from half_at[c] + 9 (q's bit 8) to the top equal the sign
+    tops = [min(h + 9, width) for h in half_at]
+    same = []
+    for c in reversed(range(steps)):
+        end = width if c == steps - 1 else tops[c + 1]
+        part = (prod[tops[c]:end] ^ sign.replicate(end - tops[c])) == 0 \
+            if end > tops[c] else Const(1)
+        same.insert(0, part if c == steps - 1 else part & same[0])
+    small = pick(flags(same, "small"), coarse)
     half = shifted[0]
     q = shifted[1:]
-    below_half = ((Const(1, width + 1) << shift) - 1) >> 1     # bits 0 .. shift-2
-    sticky = (prod & below_half[:width]) != 0
     up = half & (sticky | (q[0] ^ (zr & zp[0])))
-    # q fits 8 bits when its bits from 8 up equal its sign: prod's bits from
-    # shift + 8 up equal prod's sign. A thermometer of ``shift`` (the same for
-    # every lane) masks the bits that count, so only q's low bits need the shifter.
-    sign = prod[-1]
-    counted = (Const((1 << (width - 9)) - 1, width - 9) << shift)[:width - 9]
-    small = ((prod[8:width - 1] ^ sign.replicate(width - 9)) & counted) == 0
     # A small q is -256 .. 255 (9 bits), so y is -384 .. 383 (10 bits); y fits
     # int8 when its bits from 7 up are equal (no comparators), else it saturates
     # by its sign, as a large q does by its own.
@@ -290,7 +312,8 @@ class VxmSlice(wiring.Component):
             if table is not None:
                 fitted = Mux(s2.lut, table[j].as_signed(), fitted)
             if has_mul:
-                rounded = requant_round(m, prod, s2.shift, s2.zp, s2.zr, f"{name}_rq{j}")
+                rounded = requant_round(m, prod, s2.shift[_REQUANT_FINE:], s2.zp, s2.zr,
+                                        f"{name}_rq{j}")
                 fitted = Mux(s2.requant, rounded, fitted)
             m.d.comb += result.eq(fitted)
             with m.If(s2.write):
@@ -350,7 +373,8 @@ class VxmSlice(wiring.Component):
             b = self._operand(m, groups[j], chained, head.b, in32, head.imm, f"{name}_l{j}_b")
             m.d.sync += [
                 lane.a.eq(a),
-                lane.b.eq(Mux(is_requant, rq.mult, b) if alu in c.mul_alus else b),
+                lane.b.eq(Mux(is_requant, requant_scale(rq.mult, rq.shift), b)
+                          if alu in c.mul_alus else b),
                 lane.c_nz.eq(self._condition(m, nonzero[j], c_raw, in32, f"{name}_l{j}_c")),
             ]
 

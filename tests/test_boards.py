@@ -17,8 +17,13 @@ import pytest
 
 from boards import icebreaker, ulx3s
 from boards._common import BoardCore, uart_divisor
-from boards.build import (BuildError, PhaseClock, build, nextpnr_failure, parse_yosys_stat,
-                          PHASES)
+from amaranth.back import rtlil
+from amaranth.hdl import Value
+from amaranth.lib.wiring import In
+
+from boards.build import (BuildError, PhaseClock, build, critical_path, nextpnr_failure,
+                          parse_yosys_stat, PHASES)
+from boards.probe import BlockProbe, block_names, make_block
 from firmware.asm import assemble
 from firmware.cli import main as tsp
 from firmware.hostlink import HostLink, SimTransport
@@ -199,6 +204,8 @@ def test_cli_board_errors(tmp_path, capsys, argv, status, message):
     (["--config", "nonesuch"], "unknown configuration 'nonesuch'"),
     (["--freq", "-5"], "positive number of MHz"),
     (["--freq", "1000"], "cannot make 1000.00 MHz"),
+    (["--probe", "VXM9"], "--probe: no block 'VXM9' in config tiny; blocks: MEM_W1, MEM_W0, VXM"),
+    (["--probe", "VXM", "--core", "echo"], "give --probe or --core, not both"),
 ])
 def test_cli_build_refuses_bad_input(capsys, argv, message):
     assert tsp(["build", "--board", "icebreaker", *argv]) == 2
@@ -242,6 +249,57 @@ ERROR: Max frequency for clock 'clk': 20.47 MHz (FAIL at 24.00 MHz)
 ])
 def test_nextpnr_failure_is_one_line(log, message):
     assert nextpnr_failure(log, "iCE40UP5K-SG48") == message
+
+
+def _step(kind, delay, cell=None, net=None):
+    step = {"type": kind, "delay": delay, "from": {"cell": cell or "x"}, "to": {"cell": cell or "x"}}
+    if net:
+        step["net"] = net
+    return step
+
+
+def test_critical_path_is_the_longest_clocked_one():
+    """From nextpnr's JSON report: the longest path between registers of a clock (not
+    the ones from or to the pins), with its logic and routing split and its nets."""
+    clocked = [_step("clk-to-q", 0.5, "a"), _step("routing", 2.0, net="n1"),
+               _step("logic", 0.25), _step("routing", 1.0, net="n2"), _step("setup", 0.1, "b")]
+    shorter = [_step("clk-to-q", 0.5, "c"), _step("routing", 0.5, net="m"), _step("setup", 0.1, "d")]
+    pins = [_step("source", 9.0, "pin"), _step("routing", 9.0, net="p"), _step("setup", 0.1, "e")]
+    pnr = {"critical_paths": [
+        {"from": "posedge clk", "to": "posedge clk", "path": shorter},
+        {"from": "<async>", "to": "posedge clk", "path": pins},
+        {"from": "posedge clk", "to": "posedge clk", "path": clocked}]}
+    cp = critical_path(pnr)
+    assert (cp["from"], cp["to"], cp["nets"], cp["logic_steps"]) == ("a", "b", ["n1", "n2"], 1)
+    assert (cp["ns"], cp["logic_ns"], cp["routing_ns"]) == (3.85, 0.85, 3.0)
+    assert critical_path({"critical_paths": [pnr["critical_paths"][1]]}) is None
+    assert critical_path({}) is None
+
+
+@pytest.mark.parametrize("name", block_names(TINY))
+def test_probe_carries_every_port_of_its_block(name):
+    """``tsp build --probe``: the block's every input bit comes from the probe's feed
+    register and every output bit goes into its fold, and the board core built
+    around the probe elaborates (Amaranth's RTLIL backend)."""
+    core = BoardCore(TINY, DIVISOR, blink=6, core=f"probe:{name}")
+    probe = core.linked
+    assert isinstance(probe, BlockProbe)
+    ins = outs = 0
+    for _path, member, value in probe.block.signature.flatten(probe.block):
+        if member.flow == In:
+            ins += len(Value.cast(value))
+        else:
+            outs += len(Value.cast(value))
+    assert (probe.in_bits, probe.out_bits) == (ins, outs) and ins > 0 and outs > 0
+    text = rtlil.convert(core)
+    assert f"wire width {probe.in_bits} " in text and f"wire width {probe.out_bits} " in text
+
+
+def test_probe_refuses_an_unknown_block():
+    with pytest.raises(ValueError, match="no block 'MXM_W' in config tiny; blocks: "):
+        make_block(TINY, "MXM_W")
+    with pytest.raises(BuildError, match="core must be one of tsp, loopback, echo or probe:"):
+        build("icebreaker", core="probe:")
 
 
 def test_phase_clock_records_phases_passed_between_samples():
@@ -337,9 +395,15 @@ def test_ulx3s_bitstream(tmp_path):
 @pytest.mark.slow
 @need_ice40
 def test_build_fails_on_a_missed_clock(tmp_path):
-    with pytest.raises(BuildError, match=r"^timing not met: core clock \S+ reaches [\d.]+ MHz, "
-                                         r"target 200.00 MHz"):
+    pll_mhz = icebreaker.ICEBreakerTop.clocks(200e6)[1] / 1e6       # 201 MHz: the PLL's nearest
+    with pytest.raises(BuildError, match=rf"^timing not met: core clock \S+ reaches [\d.]+ MHz, "
+                                         rf"target {pll_mhz:.2f} MHz") as failed:
         build("icebreaker", tmp_path, core="echo", core_freq=200e6)
+    # the routed design's report comes with the error: Fmax and the path that limits it
+    report = failed.value.report
+    assert report is not None and 0 < report.fmax_mhz < report.target_mhz == pll_mhz
+    assert report.critical["ns"] > 1000 / 200 and report.critical["nets"]
+    assert json.loads((tmp_path / "build.json").read_text())["timing_met"] is False
 
 
 @pytest.mark.slow

@@ -275,6 +275,39 @@ def test_requant(name):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
+def test_requant_every_shift(name):
+    """REQUANT at each of the 64 shifts on powers of two that put the product's
+    leading bit just below, at and just above the quotient's int8 range and its
+    rounding position. The gateware picks the half bit, the sticky bit and the
+    "quotient is small" test from eight byte-aligned positions (``requant_round``):
+    these values make each of them decide the result at every position."""
+    b = Bench(name)
+    c = b.c
+    rng = np.random.default_rng(5)
+    cases = []
+    for t, shift in enumerate(range(64)):
+        mult = int(rng.choice([1, 3, 1 << 23, (1 << 24) - 1]))
+        zp = int(rng.choice([-1, 1, 0, 127]))
+        zr = t % 2
+        bits = mult.bit_length() - 1
+        # the product's top bit at shift - 2 .. shift + 9: ties, the half bit alone,
+        # quotients 1, 128, 256 and beyond (both signs, and the most negative one)
+        xs = []
+        for d in rng.choice([-2, -1, 0, 1, 7, 8, 9], c.vl):
+            j = int(np.clip(shift - bits + d, 0, 31))
+            sign = 1 if rng.integers(2) else -1
+            xs.append(-(1 << 31) if (sign < 0 and j == 31) else sign * min(1 << j, (1 << 31) - 1))
+        x = np.array(xs, np.int64)
+        b.put(t, "W", 0, x, 32)
+        b.issue(t, c.mul_alus[t % len(c.mul_alus)], vxm("REQUANT", 0, W(0), dst=("E", 1),
+                                                        mult=mult, shift=shift, zp=zp, zr=zr))
+        cases.append((t, (mult, shift, zp, zr), requantize(x, mult, shift, zp, zr)))
+    tr = b.run(len(cases) + LAT)
+    for t, params, want in cases:
+        assert (result(tr, t + LAT, "E", 1, 8) == want.astype(np.int64)).all(), params
+
+
+@pytest.mark.parametrize("name", CONFIGS)
 def test_requant_near_the_int8_range(name):
     """REQUANT on random parameters with values whose quotient lands in -300 .. 300, so
     the rounding, the zero-point add and both clamps are exercised (random int32 values
