@@ -147,8 +147,8 @@ class BoardCore(wiring.Component):
         self._config = get_config(config)
         self._blink = blink
         if core.startswith(PROBE_PREFIX):
-            from .probe import BlockProbe
-            self.linked = BlockProbe(self._config, core[len(PROBE_PREFIX):])
+            from .probe import BlockProbe, make_block
+            self.linked = BlockProbe(make_block(self._config, core[len(PROBE_PREFIX):]))
         elif core == "tsp":
             self.linked = LinkedTSP(self._config, divisor, timeout_bytes, **tsp_args)
         elif core == "loopback":

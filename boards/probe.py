@@ -61,8 +61,9 @@ def _ports(component):
 
 
 class BlockProbe(wiring.Component):
-    """Block ``name`` of ``config`` (:func:`make_block`) between a shift register from
-    ``rx`` and an XOR chain to ``tx``. ``running``, ``done`` and ``error`` stay low.
+    """``block`` (any component; :func:`make_block` names the TSP's) between a shift
+    register from ``rx`` and an XOR chain to ``tx``. ``running``, ``done`` and
+    ``error`` stay low.
 
     Members as :class:`~rtl.hostlink.LinkedTSP` (what a board top expects).
     """
@@ -73,8 +74,8 @@ class BlockProbe(wiring.Component):
     done: Out(1)
     error: Out(1)
 
-    def __init__(self, config, name):
-        self.block = make_block(config, name)
+    def __init__(self, block):
+        self.block = block
         ins, outs = _ports(self.block)
         self.in_bits = sum(len(v) for v in ins)
         self.out_bits = sum(len(v) for v in outs)

@@ -8,8 +8,10 @@ first goes through :class:`LegalityCheck`, the gateware twin of
 :func:`firmware.isa.decode` + :func:`firmware.isa.check`; an illegal word is
 not issued and raises its error flags instead.
 
-The sequencer produces tile 0's instruction in each cycle; a chain of
-registers hands it to tile ``k`` ``k`` cycles later (the superlane stagger).
+The sequencer decides tile 0's instruction one cycle ahead and registers it
+(the issue register: no path runs from the instruction memory into a slice in
+one cycle); a chain of registers hands it to tile ``k`` ``k`` cycles later
+(the superlane stagger).
 """
 
 from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed
@@ -316,23 +318,33 @@ class LegalityCheck(wiring.Component):
 class InstructionQueue(wiring.Component):
     """One instruction queue: instruction memory, sequencer, legality check, stagger.
 
-    The instruction memory has a synchronous read port, so the sequencer
-    always presents the address of the *next* cycle's instruction
-    (``pc_next``) and sees that word one cycle later. While idle it keeps
-    reading address 0, so instruction 0 is already on the read port in local
-    cycle 0 and the queue issues back to back from the first cycle. The host
-    must not write the memory in the cycle it asserts ``start``.
+    The sequencer runs one cycle ahead of what the queue shows: in cycle
+    ``t`` it decides ``t + 1``'s issue, notify, waiting, halted and err, and a
+    register shows them in ``t + 1``. The instruction memory has a synchronous
+    read port, so the sequencer presents the address of the word it decides
+    next (``pc_next``) and sees that word one cycle later. While idle it keeps
+    reading address 0, so instruction 0 is on the read port in the cycle after
+    ``start``, when the sequencer decides local cycle 0, and the queue issues
+    back to back from the first cycle. The host must not write the memory in
+    the cycle it asserts ``start``.
+
+    ``stop`` comes from the top's error register, so the sequencer learns of an
+    error one cycle late; the outputs are gated by ``stop`` directly, so what
+    the queue shows is as if it had known in time.
 
     Members
     -------
     imem_w : In(en, addr, data)
         Host write of one instruction word (only while idle).
     start : In(1)
-        Pulse: the next cycle is local cycle 0; clears the sequencer and the stagger.
+        Pulse: the cycle after next is local cycle 0 (the next one is the
+        sequencer's first, deciding cycle 0); clears the sequencer and the stagger.
     stop : In(1)
         An error was raised in an earlier cycle: halt now, issue nothing.
     notified : In(1)
-        The machine's sticky flag: some queue issued ``NOTIFY`` in an earlier cycle.
+        Some queue issued ``NOTIFY`` in this cycle or an earlier one (the top's
+        sticky flag or any queue's ``notify`` now): a ``SYNC`` that the sequencer
+        decides now, for the next cycle, goes on.
     issue : Out(ArrayLayout(issue_layout(kind), tiles))
         ``issue[0]`` is tile 0's instruction this cycle, ``issue[k]`` is ``issue[k-1]``
         of the previous cycle.
@@ -446,8 +458,17 @@ class InstructionQueue(wiring.Component):
         with m.Else():
             m.d.comb += rep_flags.eq(check.repeat_flags(adv))
 
-        tile0 = self.issue[0]
-        issued = Signal()              # an ordinary instruction or a repetition issues now
+        # The sequencer works one cycle ahead: in cycle t it decides what the queue
+        # shows in t + 1 (``nxt``), and registers it (``shown``). Nothing runs from
+        # the instruction memory's output into a slice in one cycle: a slice sees the
+        # issue register, through one gate (``stop``).
+        layout = data.StructLayout({"issue": issue_layout(kind), "notify": 1, "waiting": 1,
+                                    "halted": 1, "err": ERROR_BITS})
+        nxt = Signal(layout, name="nxt")
+        shown = Signal(layout, name="shown", init={"halted": 1})
+        m.d.sync += shown.eq(nxt)
+        tile0 = nxt.issue
+        issued = Signal()              # an ordinary instruction or a repetition issues next
         m.d.comb += issued.eq(tile0.valid)
         with m.If(issued):
             m.d.sync += [last.eq(tile0.word), have_last.eq(1), since.eq(1)]
@@ -471,7 +492,7 @@ class InstructionQueue(wiring.Component):
             with m.If(due):
                 with m.If(rep_flags.any()):
                     with m.If(allowed):
-                        m.d.comb += self.err.eq(rep_flags)
+                        m.d.comb += nxt.err.eq(rep_flags)
                 with m.Else():
                     m.d.comb += [tile0.valid.eq(allowed), tile0.word.eq(adv)]
                 with m.If(last_rep):
@@ -491,7 +512,7 @@ class InstructionQueue(wiring.Component):
 
         with m.FSM(init="IDLE"):
             with m.State("IDLE"):
-                m.d.comb += [self.halted.eq(1), pc_next.eq(0)]
+                m.d.comb += [nxt.halted.eq(1), pc_next.eq(0)]
                 restart()
 
             with m.State("FETCH"):
@@ -500,13 +521,13 @@ class InstructionQueue(wiring.Component):
                 # the next cycle anyway, so the block RAM's address does not wait for the
                 # check (the loop RAM -> check -> address would set the clock rate).
                 with m.If(self.stop | at_end):
-                    m.d.comb += self.halted.eq(1)
+                    m.d.comb += nxt.halted.eq(1)
                     m.next = "HALTED"
                 with m.Else():
-                    m.d.comb += self.err.eq(fetch_flags)
+                    m.d.comb += nxt.err.eq(fetch_flags)
                     with m.Switch(opcode(word)):
                         with m.Case(code("HALT")):
-                            m.d.comb += self.halted.eq(legal)
+                            m.d.comb += nxt.halted.eq(legal)
                             m.next = "HALTED"
                         with m.Case(code("NOP")):
                             with m.If(nop_f.n == 1):
@@ -516,16 +537,16 @@ class InstructionQueue(wiring.Component):
                                 m.next = "NOP"
                         with m.Case(code("REPEAT")):
                             with m.If(misplaced):
-                                m.d.comb += self.err.eq(fetch_flags | ErrorFlag.ILLEGAL_INSTR)
+                                m.d.comb += nxt.err.eq(fetch_flags | ErrorFlag.ILLEGAL_INSTR)
                             repeat_step(allowed=legal & ~misplaced)
                         with m.Case(code("NOTIFY")):
-                            m.d.comb += self.notify.eq(legal)
+                            m.d.comb += nxt.notify.eq(legal)
                             advance()
                         with m.Case(code("SYNC")):
                             with m.If(self.notified):
                                 advance()
                             with m.Else():
-                                m.d.comb += self.waiting.eq(legal)
+                                m.d.comb += nxt.waiting.eq(legal)
                         with m.Default():
                             m.d.comb += [tile0.valid.eq(legal), tile0.word.eq(word)]
                             advance()
@@ -533,7 +554,7 @@ class InstructionQueue(wiring.Component):
             with m.State("NOP"):
                 # NOP n: FETCH, then n - 1 cycles here (count = 2 .. n)
                 with m.If(self.stop):
-                    m.d.comb += self.halted.eq(1)
+                    m.d.comb += nxt.halted.eq(1)
                     m.next = "HALTED"
                 with m.Elif(count == nop_f.n):
                     advance()
@@ -542,17 +563,28 @@ class InstructionQueue(wiring.Component):
 
             with m.State("REPEAT"):
                 with m.If(self.stop):
-                    m.d.comb += self.halted.eq(1)
+                    m.d.comb += nxt.halted.eq(1)
                     m.next = "HALTED"
                 with m.Else():
                     repeat_step()
 
             with m.State("HALTED"):
-                m.d.comb += self.halted.eq(1)
+                m.d.comb += nxt.halted.eq(1)
                 restart()
 
         with m.If(self.start):
             m.d.sync += [have_last.eq(0), since.eq(since.init), reps.eq(0)]
+
+        # What the queue shows: the register, with ``stop`` (an error raised in an
+        # earlier cycle) gating it as the sequencer would have, had it known in time.
+        m.d.comb += [
+            self.issue[0].valid.eq(shown.issue.valid & ~self.stop),
+            self.issue[0].word.eq(shown.issue.word),
+            self.notify.eq(shown.notify & ~self.stop),
+            self.waiting.eq(shown.waiting & ~self.stop),
+            self.halted.eq(shown.halted | self.stop),
+            self.err.eq(Mux(self.stop, 0, shown.err)),
+        ]
 
         # The superlane stagger: tile k executes tile k-1's instruction one cycle later.
         for k in range(1, c.tiles):

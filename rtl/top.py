@@ -46,10 +46,14 @@ from .fabric import StreamFabric
 from .mem import MemSlice
 
 
-__all__ = ["HostCmd", "host_layout", "load_commands", "TSP", "slice_class"]
+__all__ = ["HostCmd", "host_layout", "load_commands", "TSP", "slice_class", "START_TO_RUN"]
 
 #: Width of the cycle counters (``cycles``, ``err_cycle``).
 CYCLE_BITS = 32
+
+#: Clock cycles from the cycle of the host's ``START`` to local cycle 0: the queues'
+#: sequencers decide cycle 0 in the cycle between (``rtl/icu.py``).
+START_TO_RUN = 2
 
 #: Width of ``host.addr``: the widest index it carries (instruction words up to 2**16).
 HOST_ADDR_BITS = 16
@@ -200,18 +204,25 @@ class TSP(wiring.Component):
         c = self._config
         fp = c.floorplan
         host = self.host
-        idle = ~self.running
+        # START in cycle S: the queues' sequencers decide local cycle 0 in S + 1
+        # (``prime``), and the machine runs from S + 2 (local cycle 0).
+        assert START_TO_RUN == 2, "one prime cycle between START and local cycle 0"
+        prime = Signal()
+        idle = ~self.running & ~prime
         start = idle & (host.cmd == HostCmd.START)
+        m.d.sync += prime.eq(start)
 
         running = Signal()
         m.d.comb += self.running.eq(running)
         errors = Signal(ERROR_BITS)       # the stopping errors (all but MEM_ECC)
 
         m.submodules.fabric = fabric = self.fabric
-        m.d.comb += fabric.clear.eq(start)
+        m.d.comb += fabric.clear.eq(prime)
 
         # -- queues --------------------------------------------------------------
         notified = Signal()
+        # a queue's notify output is a register: the OR is all that runs between queues
+        any_notify = Cat(q.notify for q in self.queues).any()
         for i, q in enumerate(self.queues):
             m.submodules[f"q_{q.queue.name}"] = q
             m.d.comb += [
@@ -220,9 +231,8 @@ class TSP(wiring.Component):
                 q.imem_w.data.eq(host.data),
                 q.start.eq(start),
                 q.stop.eq(errors.any()),
-                q.notified.eq(notified),
+                q.notified.eq(notified | any_notify),
             ]
-        any_notify = Cat(q.notify for q in self.queues).any()
         with m.If(start):
             m.d.sync += notified.eq(0)
         with m.Elif(any_notify):
@@ -251,7 +261,7 @@ class TSP(wiring.Component):
                 m.d.comb += comp.issue.eq(q.issue)
             if "err" in comp.signature.members:
                 raised.append((first_queue, comp.err))
-            self._host_slice(m, s, comp)
+            self._host_slice(m, s, comp, idle)
         raised += [(i, q.err) for i, q in enumerate(self.queues)]
         raised.sort(key=lambda r: r[0])
 
@@ -280,7 +290,9 @@ class TSP(wiring.Component):
         draining = Signal()
         drain = Signal(range(c.tiles))
         with m.If(start):
-            m.d.sync += [running.eq(1), self.done.eq(0), self.cycles.eq(0), draining.eq(0)]
+            m.d.sync += [self.done.eq(0), self.cycles.eq(0), draining.eq(0)]
+        with m.Elif(prime):
+            m.d.sync += running.eq(1)
         with m.Elif(running):
             m.d.sync += self.cycles.eq(self.cycles + 1)
             finish = Signal()
@@ -338,10 +350,9 @@ class TSP(wiring.Component):
                                      self.ecc_addr.eq(e.addr)]
         return failed
 
-    def _host_slice(self, m, s, comp):
-        """Connect the slice's host-side port (idle only) to the host command."""
+    def _host_slice(self, m, s, comp, idle):
+        """Connect the slice's host-side port (``idle`` only) to the host command."""
         host = self.host
-        idle = ~self.running
         if s.kind is SliceKind.MEM:
             m.d.comb += [comp.host.addr.eq(host.addr),
                          comp.host.we.eq(idle & (host.cmd == HostCmd.WRITE_MEM)

@@ -8,13 +8,16 @@ Each ``MemSlice`` (``rtl/mem.py``) of the configuration is converted to RTLIL wi
 ``--both``. It prints logic cells, flip-flops and block RAMs per slice.
 
 ``--fmax`` also places and routes each slice (nextpnr-ice40 on the UP5K,
-nextpnr-ecp5 on the 85F) inside a harness that needs four pins: every input of
-the slice comes from a shift register fed by one pin, and every output is
-captured into a shift register (parallel load, one mux level) that shifts out on
-one pin. The slice's own paths (issue and stream registers -> block RAM address;
-block RAM data -> ECC decoder -> outgoing streams -> the next register, here the
-capture register standing in for the hop register) are then register to
-register, and nextpnr's Fmax is theirs (the harness adds one mux level at most).
+nextpnr-ecp5 on the 85F) inside :class:`boards.probe.BlockProbe`, the harness of
+``tsp build --probe``: every input of the slice comes from a shift register fed
+by one pin, and every output is folded into a chain of XOR registers that ends
+at another. The slice's own paths (issue and stream registers -> block RAM
+address; block RAM data -> ECC decoder -> outgoing streams -> the next register,
+here the fold register standing in for the hop register) are then register to
+register, and nextpnr's Fmax is theirs (the harness adds one LUT at most).
+(The figures in ``docs/ARCHITECTURE.md`` section 11 were taken with this
+script's earlier harness, which captured one stream per tile in parallel and
+shifted it out.)
 """
 
 import argparse
@@ -29,9 +32,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from amaranth.back import rtlil  # noqa: E402
-from amaranth.hdl import Cat, Module, Signal, Value  # noqa: E402
-from amaranth.lib import wiring  # noqa: E402
-from amaranth.lib.wiring import In, Out  # noqa: E402
+
+from boards.probe import BlockProbe  # noqa: E402
 
 from firmware.machine import ConfigError, get_config  # noqa: E402
 from rtl.mem import MemSlice  # noqa: E402
@@ -60,37 +62,6 @@ def count(text, cell):
     return total
 
 
-class Harness(wiring.Component):
-    """A component's inputs from a shift register (pin ``si``), its outputs captured
-    into another (``load``) and shifted out on ``so``: four pins for any component.
-    ``outputs``: the output values to capture (default: every output port)."""
-
-    si: In(1)
-    load: In(1)
-    so: Out(1)
-
-    def __init__(self, dut, outputs=None):
-        self._dut = dut
-        self._outputs = outputs
-        super().__init__()
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.dut = dut = self._dut
-        members = dut.signature.members
-        ins = Cat(*(Value.cast(getattr(dut, n)) for n, mb in members.items() if mb.flow is In))
-        outs = Cat(*(Value.cast(v) for v in self._outputs)) if self._outputs is not None else \
-            Cat(*(Value.cast(getattr(dut, n)) for n, mb in members.items() if mb.flow is Out))
-        feed, capture = Signal(len(ins)), Signal(len(outs))
-        m.d.sync += feed.eq(Cat(self.si, feed[:-1]))
-        m.d.comb += [ins.eq(feed), self.so.eq(capture[0])]
-        with m.If(self.load):
-            m.d.sync += capture.eq(outs)
-        with m.Else():
-            m.d.sync += capture.eq(capture >> 1)
-        return m
-
-
 def _tool(name):
     return shutil.which(name) or os.path.join(os.path.dirname(sys.executable), name)
 
@@ -100,11 +71,7 @@ def synth(config, family, workdir, fmax=False):
     name = f"mem_{config.name}_{family}_{'ecc' if config.ecc else 'plain'}"
     dut = MemSlice(config, config.floorplan.slice("MEM_E0"))
     if fmax:
-        # Every stream of a tile carries the same read data (the emit bits choose), so one
-        # stream per direction and tile is captured; the rest would only be copies.
-        outs = [dut.e_emit, dut.w_emit, dut.err, dut.host_rdata, dut.ecc]
-        outs += [port[k][0] for port in (dut.e_out, dut.w_out) for k in range(config.tiles)]
-        dut = Harness(dut, outs)
+        dut = BlockProbe(dut)
     with open(os.path.join(workdir, f"{name}.il"), "w") as f:
         f.write(rtlil.convert(dut, name="mem"))
     command, cells = FAMILIES[family]
@@ -137,7 +104,7 @@ def main():
     ap.add_argument("--both", action="store_true", help="every configuration on both families")
     ap.add_argument("--keep", help="directory for the RTLIL and Yosys reports")
     ap.add_argument("--fmax", action="store_true",
-                    help="also place and route each slice in a 4-pin harness (slow)")
+                    help="also place and route each slice in boards.probe's harness (slow)")
     args = ap.parse_args()
     workdir = args.keep or tempfile.mkdtemp(prefix="ecc_cost_")
     os.makedirs(workdir, exist_ok=True)

@@ -24,7 +24,7 @@ from firmware.ecc import EccStatus, correct_memory, encode_word
 from firmware.isa import ErrorFlag
 from firmware.machine import SliceKind
 
-from rtl.top import TSP, HostCmd, load_commands
+from rtl.top import START_TO_RUN, TSP, HostCmd, load_commands
 
 
 __all__ = ["AmaranthResult", "SimulationTimeout", "run_image_amaranth"]
@@ -79,7 +79,8 @@ def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(Sli
     pending = {}                    # clock cycle -> [Fault]
     for fault in faults:
         fault.validate(c)
-        pending.setdefault(fault.cycle + fault.tile, []).append(fault)
+        # ``waited`` counts from the cycle after START's: local cycle 0 is START_TO_RUN - 1
+        pending.setdefault(fault.cycle + fault.tile + START_TO_RUN - 1, []).append(fault)
     nbytes = fp.width * c.tiles * c.streams * c.lanes
     out = {}
 

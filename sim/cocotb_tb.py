@@ -23,6 +23,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from firmware.image import ProgramImage
 from firmware.machine import SliceKind
+from rtl.top import START_TO_RUN
 from sim.icarus_verilog import flat_name, readback_file
 
 
@@ -110,7 +111,8 @@ class TB:
         running cycle when ``trace``."""
         d = self.dut
         await self.command("START")
-        await self.command("NONE")              # START was taken: this is local cycle 0
+        for _ in range(START_TO_RUN):           # START was taken, then the prime cycle:
+            await self.command("NONE")          # this is local cycle 0
         hops = []
         cycle = 0
         while int(d.running.value):

@@ -22,7 +22,7 @@ from amaranth.sim import Simulator
 from firmware.image import ProgramImage
 from firmware.isa import ErrorFlag, Instr, Operand, OperandKind, encode
 from firmware.machine import Dir, SliceKind, get_config
-from rtl.top import TSP, HostCmd, load_commands
+from rtl.top import START_TO_RUN, TSP, HostCmd, load_commands
 from sim.golden import run_image
 
 
@@ -149,7 +149,7 @@ def test_gateware_stops_cleanly_on_every_case():
             await command(ctx, HostCmd.START)
             ctx.set(dut.host.cmd, HostCmd.NONE)
             cycles = 0
-            while not ctx.get(dut.done) and cycles <= gold.cycles:
+            while not ctx.get(dut.done) and cycles <= gold.cycles + START_TO_RUN - 1:
                 await ctx.tick()
                 cycles += 1
             kept = {}

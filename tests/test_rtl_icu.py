@@ -170,8 +170,12 @@ def READ(addr, stream=0):
 
 def run_queue(words, cycles, config=TINY, name="MEM_E0", notified_at=None, stop_at=None):
     """Run one queue for ``cycles`` local cycles; per cycle: (valid word, err, halted,
-    waiting, notify). ``notified`` rises at ``notified_at``; ``stop`` at ``stop_at`` or,
-    as the top does, in the cycle after the queue raised an error."""
+    waiting, notify). A ``NOTIFY`` is seen from ``notified_at`` on; ``stop`` rises at
+    ``stop_at`` or, as the top does, in the cycle after the queue raised an error.
+
+    As in the top: ``start``, one cycle in which the sequencer decides local cycle 0,
+    then local cycle 0; ``notified`` is up from the cycle before ``notified_at`` (the
+    sequencer decides a ``SYNC`` one cycle ahead)."""
     queue = config.floorplan.queue(name)
     dut = InstructionQueue(config, queue)
     trace = []
@@ -185,9 +189,11 @@ def run_queue(words, cycles, config=TINY, name="MEM_E0", notified_at=None, stop_
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
+        ctx.set(dut.notified, notified_at is not None and notified_at <= 0)
+        await ctx.tick()
         stopped = False
         for t in range(cycles):
-            ctx.set(dut.notified, notified_at is not None and t >= notified_at)
+            ctx.set(dut.notified, notified_at is not None and t + 1 >= notified_at)
             ctx.set(dut.stop, stopped or (stop_at is not None and t >= stop_at))
             stopped = stopped or bool(ctx.get(dut.err))
             issue = ctx.get(dut.issue[0])
@@ -345,6 +351,7 @@ def test_restart_runs_again():
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
+            await ctx.tick()                    # the sequencer decides local cycle 0
             for t in range(3):
                 issue = ctx.get(dut.issue[0])
                 if issue.valid:

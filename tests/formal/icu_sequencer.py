@@ -80,15 +80,16 @@ class SequencerBench(wiring.Component):
         m.submodules.queue = q = self.queue
         prog = [frozen(m, self.program[i], first, f"word{i}") for i in range(D)]
 
-        # -- the host: write the program in cycles 0..D-1, start in cycle D -------------
-        cycle = Signal(range(D + 2))
-        with m.If(cycle != D + 1):
+        # -- the host: write the program in cycles 0..D-1, start in cycle D; the
+        # sequencer decides local cycle 0 in D + 1, which is cycle D + 2 -----------------
+        cycle = Signal(range(D + 3))
+        with m.If(cycle != D + 2):
             m.d.sync += cycle.eq(cycle + 1)
         for i in range(D):
             with m.If(cycle == i):
                 m.d.comb += [q.imem_w.en.eq(1), q.imem_w.addr.eq(i), q.imem_w.data.eq(prog[i])]
         m.d.comb += [q.start.eq(cycle == D), q.stop.eq(0), q.notified.eq(0)]
-        running = cycle == D + 1
+        running = cycle == D + 2
         now = Signal(TIME)                  # local cycle while running (saturates)
         with m.If(running & (now != (1 << TIME) - 1)):
             m.d.sync += now.eq(now + 1)

@@ -117,6 +117,7 @@ class BankBench(wiring.Component):
         step = Signal(range(c.mem_words + PROGRAM + 2))
         now = Signal(TIME)                   # local cycle since START (saturating)
         started = Signal()
+        primed = Signal()                    # from local cycle 0: START's cycle + 2
         reading = Signal(range(c.mem_words + 1))
         checking = Signal()                  # rdata holds word `reading - 1` this cycle
         with m.If(~started):
@@ -133,7 +134,8 @@ class BankBench(wiring.Component):
                 m.d.comb += host.cmd.eq(HostCmd.START)
                 m.d.sync += started.eq(1)
         with m.Else():
-            with m.If(now != (1 << TIME) - 1):
+            m.d.sync += primed.eq(1)
+            with m.If(primed & (now != (1 << TIME) - 1)):
                 m.d.sync += now.eq(now + 1)
             m.d.sync += checking.eq(0)
             with m.If(tsp.done & (reading != c.mem_words)):
@@ -142,7 +144,7 @@ class BankBench(wiring.Component):
                 m.d.sync += [reading.eq(reading + 1), checking.eq(1)]
 
         # -- the properties -------------------------------------------------------------------
-        with m.If(~started):
+        with m.If(~primed):
             m.d.comb += [Assert(tsp.errors == 0), Assert(~tsp.running)]
         with m.Else():
             flagged = (conflict[0] & (now >= 1)) | (~conflict[0] & conflict[1] & (now >= 2))
