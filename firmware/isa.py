@@ -23,7 +23,7 @@ from .machine import SliceKind, Dir
 
 __all__ = [
     "WORD_BITS", "OPCODE_BITS", "OpInfo", "OPS", "Instr", "Operand", "OperandKind",
-    "ErrorFlag", "encode", "decode", "DecodeError", "check", "op_by_mnemonic",
+    "ErrorFlag", "encode", "decode", "DecodeError", "check", "word_flags", "op_by_mnemonic",
     "RNE", "requantize", "ICU_OPS",
 ]
 
@@ -347,6 +347,21 @@ def decode(kind, word):
     if any(v for n, v in fields.items() if n.startswith("pad")):
         raise DecodeError(f"{info.mnemonic}: reserved bits are set")
     return Instr(kind, info.mnemonic, fields)
+
+
+def word_flags(queue, word, config):
+    """The ``ErrorFlag`` bits of ``word`` fetched by ``queue``, before the sequencer's
+    run-time rules: ``ILLEGAL_INSTR`` for a word that does not decode, else the
+    flags of :func:`check`. The gateware stores them next to the word as the host
+    writes it (``rtl/icu.py``)."""
+    try:
+        instr = decode(queue.kind, word)
+    except DecodeError:
+        return int(ErrorFlag.ILLEGAL_INSTR)
+    flags = 0
+    for flag, _reason in check(instr, queue, config):
+        flags |= int(flag)
+    return flags
 
 
 def check(instr, queue, config):

@@ -19,7 +19,7 @@ from amaranth.lib import data, wiring, memory
 from amaranth.lib.wiring import In, Out
 
 from firmware.isa import (OPS, WORD_BITS, ErrorFlag, ERROR_BITS, OperandKind, VXM_TYPED,
-                          VXM_CONVERT, VXM_UNARY, vxm_alu_can)
+                          VXM_CONVERT, VXM_UNARY, vxm_alu_can, word_flags)
 from firmware.machine import SliceKind
 
 from .isa import fields, opcode, op_code, op_layout, issue_layout
@@ -376,13 +376,22 @@ class InstructionQueue(wiring.Component):
         })
         # The memory and its ports are made here, not in elaborate(): a second
         # elaboration (simulation, then conversion) must not add a second pair of ports.
-        self.imem = memory.Memory(shape=WORD_BITS[kind], depth=config.queue_depth, init=[])
+        # Each row is a word and its legality flags (``stored``): the check runs on the
+        # host's write, not between the memory and the sequencer.
+        self.imem = memory.Memory(shape=WORD_BITS[kind] + ERROR_BITS, depth=config.queue_depth,
+                                  init=[])
         self._imem_wr = self.imem.write_port()
         self._imem_rd = self.imem.read_port()
 
     @property
     def queue(self):
         return self._queue
+
+    def stored(self, word):
+        """The instruction memory's row for ``word``: the word and, above it, its
+        legality flags (``firmware.isa.word_flags``), as a host write stores them
+        (simulations that fill the memory directly write this)."""
+        return word | word_flags(self._queue, word, self._config) << WORD_BITS[self._queue.kind]
 
     def elaborate(self, platform):
         m = Module()
@@ -394,15 +403,23 @@ class InstructionQueue(wiring.Component):
 
         m.submodules.imem = self.imem
         wr, rd = self._imem_wr, self._imem_rd
-        m.d.comb += [wr.en.eq(self.imem_w.en), wr.addr.eq(self.imem_w.addr),
-                     wr.data.eq(self.imem_w.data)]
+        # The checker sees each word as the host writes it, and the flags are stored
+        # with it. A REPEAT word is checked too (its own conditions). A repetition
+        # repeats `last`, a word that issued, so was legal: of its conditions only
+        # those on the moved address fields can fail now, and those few are checked
+        # when it issues (`repeat_flags`), not by a second full check.
+        m.submodules.check = check = LegalityCheck(c, self._queue)
+        m.d.comb += [check.word.eq(self.imem_w.data),
+                     wr.en.eq(self.imem_w.en), wr.addr.eq(self.imem_w.addr),
+                     wr.data.eq(Cat(self.imem_w.data, check.flags))]
 
         # pc: index of the instruction occupying this cycle; rd.data holds its word.
         pc = Signal(range(depth + 1))
         pc_next = Signal(range(depth + 1))
         m.d.comb += [pc_next.eq(pc), rd.addr.eq(pc_next)]
         m.d.sync += pc.eq(pc_next)
-        word = rd.data
+        word = rd.data[:word_bits]
+        fetch_flags = rd.data[word_bits:]
         at_end = pc == depth           # ran off the end of the memory: halt there
 
         # While a NOP or a REPEAT runs, pc stays on its word, so the read port keeps
@@ -418,6 +435,9 @@ class InstructionQueue(wiring.Component):
         last = Signal(word_bits)
         have_last = Signal()
         reps = Signal.like(rep_f.n)    # repetitions of the running REPEAT issued so far
+        # reps + 1, kept in a register: the next address depends on `last_rep`, so
+        # the memory -> address loop gets an equality, not an adder and an equality
+        reps1 = Signal(len(reps) + 1, init=1)
         count = Signal.like(nop_f.n)   # a NOP's cycles so far (from 2)
 
         # The word a repetition issues: `last` with every address field advanced. One
@@ -442,13 +462,6 @@ class InstructionQueue(wiring.Component):
                 with m.If(moved[width:].any()):
                     m.d.comb += adv_oob.eq(1)
 
-        # The checker sees the fetched word (a REPEAT word too: its own conditions).
-        # A repetition repeats `last`, a word that issued, so was legal: of its
-        # conditions only those on the moved address fields can fail now, and those
-        # few are checked beside it (`repeat_flags`), not by a second full check.
-        m.submodules.check = check = LegalityCheck(c, self._queue)
-        m.d.comb += check.word.eq(word)
-        fetch_flags = check.flags
         legal = ~fetch_flags.any()
         # A field walked past its width is ADDR_RANGE alone (the truncated word means
         # nothing); otherwise the repetition is checked like any issued word.
@@ -477,11 +490,12 @@ class InstructionQueue(wiring.Component):
 
         ahead = Signal(signed(d_bits + 2))
         m.d.comb += ahead.eq(rep_f.d - since)          # cycles to the next repetition
-        due = ahead == 0
+        # the same as ahead == 0, without the subtraction (it is on the address loop)
+        due = since == rep_f.d
         # nothing to repeat, or the first repetition (t0 + d) is past
         misplaced = ~have_last | ahead[-1]
         last_rep = Signal()
-        m.d.comb += last_rep.eq(reps + 1 == rep_f.n)
+        m.d.comb += last_rep.eq(reps1 == rep_f.n)
 
         def advance():
             m.d.comb += pc_next.eq(pc + 1)
@@ -496,10 +510,10 @@ class InstructionQueue(wiring.Component):
                 with m.Else():
                     m.d.comb += [tile0.valid.eq(allowed), tile0.word.eq(adv)]
                 with m.If(last_rep):
-                    m.d.sync += reps.eq(0)
+                    m.d.sync += [reps.eq(0), reps1.eq(1)]
                     advance()
                 with m.Else():
-                    m.d.sync += reps.eq(reps + 1)
+                    m.d.sync += [reps.eq(reps + 1), reps1.eq(reps1 + 1)]
                     m.next = "REPEAT"
             with m.Else():
                 m.next = "REPEAT"
@@ -573,7 +587,7 @@ class InstructionQueue(wiring.Component):
                 restart()
 
         with m.If(self.start):
-            m.d.sync += [have_last.eq(0), since.eq(since.init), reps.eq(0)]
+            m.d.sync += [have_last.eq(0), since.eq(since.init), reps.eq(0), reps1.eq(1)]
 
         # What the queue shows: the register, with ``stop`` (an error raised in an
         # earlier cycle) gating it as the sequencer would have, had it known in time.

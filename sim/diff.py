@@ -66,7 +66,7 @@ class DiffReport:
     golden_cycles: int
     mismatches: list             # differences of the final state, as sentences
     kind: str | None = None      # "hop", "memory", "errors", "cycles"; None: they agree
-    cycle: int | None = None     # global clock cycle after START
+    cycle: int | None = None     # clock cycle of the run (0: local cycle 0 of tile 0)
     local_cycle: int | None = None
     tile: int | None = None
     flight_cycle: int | None = None   # local cycle of the in-flight table: when the fault acted

@@ -167,7 +167,9 @@ class AmaranthBatch:
         from rtl.top import HostCmd
         c = self.config
         if cmd == HostCmd.WRITE_INSTR:
-            ctx.set(self._imem_rows[operands["sel"]][operands["addr"]], operands["data"])
+            queue = self.dut.queues[operands["sel"]]
+            ctx.set(self._imem_rows[operands["sel"]][operands["addr"]],
+                    queue.stored(operands["data"]))
         elif cmd == HostCmd.WRITE_MEM:
             banks, checks = self._mem_rows[operands["sel"]]
             addr, L = operands["addr"], c.lanes

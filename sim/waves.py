@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware.isa import ERROR_BITS, WORD_BITS, ErrorFlag, DecodeError, decode
+from firmware.isa import ERROR_BITS, WORD_BITS, ErrorFlag, DecodeError, decode, word_flags
 from firmware.machine import SliceKind
 
 
@@ -461,12 +461,19 @@ def _write_filters(folder, image, widths):
     fp = c.floorplan
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
-    for kind, (fetched, issued) in program_words(image).items():
-        width = WORD_BITS[kind]
-        fetch = {0: "HALT"} | {w: instruction_label(kind, w) for w in fetched}
+    # The instruction memory holds each word with its legality flags above it
+    # (``InstructionQueue.stored``): the fetch port shows those rows.
+    rows = {kind: {0: "HALT"} for kind in SliceKind}
+    for name, words in image.queues.items():
+        queue = fp.queue(name)
+        for w in map(int, words):
+            flags = word_flags(queue, w, c)
+            rows[queue.kind][w | flags << WORD_BITS[queue.kind]] = instruction_label(queue.kind, w)
+    for kind, (_fetched, issued) in program_words(image).items():
         # A tile that issues nothing shows word 0 on its issue port: "-", not HALT.
         issue = {w: instruction_label(kind, w) for w in issued} | {0: "-"}
-        for name, table in (("fetch", fetch), ("issue", issue)):
+        for name, table, width in (("fetch", rows[kind], WORD_BITS[kind] + ERROR_BITS),
+                                   ("issue", issue, WORD_BITS[kind])):
             path = folder / f"{name}_{kind.value}.txt"
             path.write_text(_filter_text(table.items(), width))
             files[f"{name}_{kind.value}"] = path

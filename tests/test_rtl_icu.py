@@ -13,7 +13,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from firmware.isa import (OPS, WORD_BITS, ErrorFlag, Instr, DecodeError, check, decode,
+from firmware.isa import (OPS, WORD_BITS, ErrorFlag, Instr, word_flags,
                           encode)
 from firmware.machine import get_config, SliceKind
 from rtl.icu import LegalityCheck, InstructionQueue, at_least
@@ -46,14 +46,8 @@ def random_word(kind, rng):
 
 
 def reference_flags(queue, config, word):
-    try:
-        instr = decode(queue.kind, word)
-    except DecodeError:
-        return int(ILL)
-    flags = 0
-    for flag, _reason in check(instr, queue, config):
-        flags |= flag
-    return int(flags)
+    """What ``firmware.isa.decode`` and ``check`` say of ``word`` (``isa.word_flags``)."""
+    return word_flags(queue, word, config)
 
 
 def queue_params():
@@ -92,6 +86,32 @@ def test_legality_matches_isa_check(config, queue):
     # The random words must exercise both outcomes, or the comparison proves little.
     outcomes = {reference_flags(queue, config, w) == 0 for w in words}
     assert outcomes == {True, False}
+
+
+@pytest.mark.parametrize("config, queue", queue_params())
+def test_host_write_stores_the_word_with_its_flags(config, queue):
+    """The queue checks each word as the host writes it and stores the flags above it:
+    the rows equal ``InstructionQueue.stored`` (``firmware.isa.word_flags``), which the
+    simulations that fill the memory directly and the waves' fetch filter use."""
+    rng = random.Random(f"stored/{config.name}/{queue.name}")
+    words = [random_word(queue.kind, rng) for _ in range(min(config.queue_depth, 64))]
+    dut = InstructionQueue(config, queue)
+    rows = []
+
+    async def tb(ctx):
+        for i, w in enumerate(words):
+            ctx.set(dut.imem_w, {"en": 1, "addr": i, "data": w})
+            await ctx.tick()
+        ctx.set(dut.imem_w.en, 0)
+        rows.extend(ctx.get(dut.imem.data[i]) for i in range(len(words)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert rows == [dut.stored(w) for w in words]
+    assert any(r >> WORD_BITS[queue.kind] for r in rows) and not all(
+        r >> WORD_BITS[queue.kind] for r in rows)
 
 
 #: VXM operand encodings worth trying: streams (aligned or not, both directions),

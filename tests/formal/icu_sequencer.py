@@ -242,8 +242,8 @@ class SequencerBench(wiring.Component):
 BROKEN = {
     "nop_one_long": [Edit("m.d.sync += count.eq(2)", "m.d.sync += count.eq(1)",
                           "NOP n stalls n + 1 cycles")],
-    "repeat_once_more": [Edit("m.d.comb += last_rep.eq(reps + 1 == rep_f.n)",
-                              "m.d.comb += last_rep.eq(reps == rep_f.n)",
+    "repeat_once_more": [Edit("m.d.comb += last_rep.eq(reps1 == rep_f.n)",
+                              "m.d.comb += last_rep.eq(reps1 == rep_f.n + 1)",
                               "REPEAT n issues n + 1 times")],
     "stride_ignored": [Edit("m.d.comb += moved.eq(src + stride)",
                             "m.d.comb += moved.eq(src)",
