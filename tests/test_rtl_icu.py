@@ -88,6 +88,14 @@ def test_legality_matches_isa_check(config, queue):
     assert outcomes == {True, False}
 
 
+async def load(ctx, dut, words):
+    """Write ``words`` into queue ``dut``'s instruction memory through its host port."""
+    for i, w in enumerate(words):
+        ctx.set(dut.imem_w, {"en": 1, "addr": i, "data": w})
+        await ctx.tick()
+    ctx.set(dut.imem_w.en, 0)
+
+
 @pytest.mark.parametrize("config, queue", queue_params())
 def test_host_write_stores_the_word_with_its_flags(config, queue):
     """The queue checks each word as the host writes it and stores the flags above it:
@@ -99,10 +107,7 @@ def test_host_write_stores_the_word_with_its_flags(config, queue):
     rows = []
 
     async def tb(ctx):
-        for i, w in enumerate(words):
-            ctx.set(dut.imem_w, {"en": 1, "addr": i, "data": w})
-            await ctx.tick()
-        ctx.set(dut.imem_w.en, 0)
+        await load(ctx, dut, words)
         rows.extend(ctx.get(dut.imem.data[i]) for i in range(len(words)))
 
     sim = Simulator(dut)
@@ -201,10 +206,7 @@ def run_queue(words, cycles, config=TINY, name="MEM_E0", notified_at=None, stop_
     trace = []
 
     async def tb(ctx):
-        for i, w in enumerate(words):
-            ctx.set(dut.imem_w, {"en": 1, "addr": i, "data": w})
-            await ctx.tick()
-        ctx.set(dut.imem_w.en, 0)
+        await load(ctx, dut, words)
         await ctx.tick()
         ctx.set(dut.start, 1)
         await ctx.tick()
@@ -363,9 +365,7 @@ def test_restart_runs_again():
     seen = []
 
     async def tb(ctx):
-        ctx.set(dut.imem_w, {"en": 1, "addr": 0, "data": READ(9)})
-        await ctx.tick()
-        ctx.set(dut.imem_w.en, 0)
+        await load(ctx, dut, [READ(9)])
         await ctx.tick()
         for _run in range(2):
             ctx.set(dut.start, 1)
