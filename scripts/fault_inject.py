@@ -119,7 +119,7 @@ def judge(config, fault, trial, clean):
 def amaranth_trials(config, image, faults, progress):
     """Every fault in turn on one MEM-only TSP in Amaranth's simulator."""
     from amaranth.sim import Simulator
-    from rtl.top import TSP, HostCmd, load_commands
+    from rtl.top import START_TO_RUN, TSP, HostCmd, load_commands
     dut = TSP(config, kinds=(SliceKind.MEM,))
     dst, src = dut.mem_slices[DST], dut.mem_slices[SRC]
     L, bank_words = config.lanes, config.bank_words
@@ -144,7 +144,8 @@ def amaranth_trials(config, image, faults, progress):
                     await command(ctx, cmd, **ops)
             await command(ctx, HostCmd.START)
             ctx.set(dut.host.cmd, HostCmd.NONE)
-            at, g = fault.cycle + fault.tile, 0
+            # g counts from the cycle after START's; local cycle 0 is START_TO_RUN - 1
+            at, g = fault.cycle + fault.tile + START_TO_RUN - 1, 0
             while not ctx.get(dut.done):
                 if g == at:
                     src.inject(ctx, fault)
