@@ -240,6 +240,12 @@ def _boards():
     return {board: board_module(board).CONFIG for board in BOARDS}
 
 
+
+def _build_status(error):
+    """A build's status from its one-line error: a build whose nextpnr has not finished
+    (still running, or stopped) is said as such, not as a failure."""
+    return error if error.startswith("nextpnr has not finished") else f"failed: {error}"
+
 def section_fpga(b):
     """Each board's build: run it (full run), read it (``--fpga-reports``), or say why not."""
     from .machine import get_config
@@ -287,7 +293,7 @@ def section_fpga(b):
         error = error or rep["error"]
         if rep["core"] != "tsp":
             # a board that carries the host link alone: its Fmax is not the TSP's
-            row["status"] = (f"failed: {error}" if error else
+            row["status"] = (_build_status(error) if error else
                              f"ok, but core {rep['core']!r}: the build has no TSP")
             row["vl"] = row["macs"] = None
             b.fmax_missing[board] = f"the {board} build has no TSP (core {rep['core']!r})"
@@ -299,7 +305,7 @@ def section_fpga(b):
             row["gops"] = 2 * row["macs"] * rep["fmax_mhz"] * 1e6 / 1e9
         else:
             b.fmax_missing[board] = f"no routed {board} build"   # failed, or not finished
-        row["status"] = f"failed: {error}" if error else "ok"
+        row["status"] = _build_status(error) if error else "ok"
         rows.append(row)
         b.log(f"[fpga] {board}: {row['status']}" + (f", Fmax {rep['fmax_mhz']:.1f} MHz"
                                                       if rep["fmax_mhz"] else ""))

@@ -162,6 +162,23 @@ def test_a_build_without_a_tsp_gives_no_gops_and_no_latency(tmp_path):
         assert r.get("latency_us") is None
 
 
+def test_an_unfinished_build_is_not_called_failed(tmp_path):
+    """A build whose nextpnr is still routing (or was stopped) has an estimate, not an
+    Fmax: the row says it has not finished, and no GOPS or latency come from it."""
+    build = tmp_path / "ulx3s"
+    build.mkdir()
+    (build / "top.tim").write_text(
+        "Info: Max frequency for clock '$glbnet$clk': 38.53 MHz (FAIL at 50.00 MHz)\n"
+        "Info: Running router2...\n")
+    out = tmp_path / "B.md"
+    tsp(["bench", "--quick", "--sections", "fpga", "--fpga-reports", str(tmp_path),
+         "--out", str(out)])
+    ulx = {r["board"]: r for r in rows(json.loads(out.with_suffix(".json").read_text()),
+                                       "fpga")}["ulx3s"]
+    assert ulx["status"].startswith("nextpnr has not finished") and "38.53 MHz" in ulx["status"]
+    assert ulx["fmax_mhz"] is None and ulx["gops"] is None
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--fpga-reports", "/nonexistent/builds"], "--fpga-reports /nonexistent/builds: no such directory"),
     (["--out", "/nonexistent/dir/B.md"], "directory /nonexistent/dir does not exist"),
