@@ -29,6 +29,7 @@ from firmware.cli import main as tsp
 from firmware.hostlink import HostLink, SimTransport
 from firmware.machine import SliceKind, get_config
 from sim.golden import run_image
+from scripts_util import load_script
 
 
 TINY = get_config("tiny")
@@ -295,22 +296,12 @@ def test_probe_carries_every_port_of_its_block(name):
     assert f"wire width {probe.in_bits} " in text and f"wire width {probe.out_bits} " in text
 
 
-def _probe_blocks_script():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).parent.parent / "scripts" / "probe_blocks.py"
-    spec = importlib.util.spec_from_file_location("probe_blocks", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("name", ["tiny", "ulx3s"])
 def test_probe_blocks_script_takes_one_block_of_each_kind(name):
     """``scripts/probe_blocks.py`` (the table of docs/BOARDS.md): by default the VXM, an
     east MEM slice, the SXM, the MXM and the VXM's first queue, all real blocks."""
     config = get_config(name)
-    blocks = _probe_blocks_script().default_blocks(config)
+    blocks = load_script("probe_blocks").default_blocks(config)
     assert blocks == ["VXM", "MEM_E0", "SXM_E", "MXM_E", "icu:VXM0"]
     assert set(blocks) <= set(block_names(config))
 

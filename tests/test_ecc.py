@@ -25,6 +25,7 @@ from firmware.isa import ErrorFlag, Instr, encode
 from firmware.machine import SliceKind, get_config
 from rtl.mem import MemSlice
 from sim.golden import run_image
+from scripts_util import load_script
 
 
 TINY = get_config("tiny")
@@ -377,13 +378,7 @@ def test_ecc_status_through_the_host_link():
 
 
 def _fault_inject_script():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).parent.parent / "scripts" / "fault_inject.py"
-    spec = importlib.util.spec_from_file_location("fault_inject", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fault_inject")
 
 
 def test_fault_campaign_on_the_golden_model():
