@@ -28,7 +28,7 @@ from . import BOARDS, check_core
 
 __all__ = ["PHASES", "BuildError", "BuildReport", "board_module", "bitstream_name",
            "yowasp_env",
-           "build", "critical_path", "parse_yosys_stat", "nextpnr_failure"]
+           "build", "critical_path", "parse_yosys_stat", "nextpnr_failure", "NOT_FINISHED"]
 
 #: Phases of a build, in order, as the progress shows them.
 PHASES = ("elaborate", "synth", "place", "route", "pack")
@@ -217,6 +217,10 @@ def parse_yosys_stat(text):
     return counts
 
 
+#: How :func:`nextpnr_failure` starts for a run that has not ended (still running, or
+#: stopped): not a failure of the design (``firmware.bench`` says it as such).
+NOT_FINISHED = "nextpnr has not finished"
+
 _UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
 _ESTIMATE = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at "
                        r"([\d.]+) MHz\)")
@@ -235,7 +239,7 @@ def nextpnr_failure(log, device):
     if not errors:
         # nextpnr ends every failure with an ERROR line; without one it has not ended
         # (still running, killed, out of time), and a figure is an estimate before routing
-        said = "nextpnr has not finished (no ERROR in its log: still running, or stopped)"
+        said = f"{NOT_FINISHED} (no ERROR in its log: still running, or stopped)"
         if estimates:
             net, got, _verdict, want = estimates[-1]
             said += (f"; its last estimate for core clock {net} was {float(got):.2f} MHz, "

@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from firmware.machine import SliceKind
 
 
-__all__ = ["BlockProbe", "block_names", "make_block"]
+__all__ = ["BlockProbe", "block_names", "check_block", "make_block", "probe_dir"]
 
 
 def block_names(config):
@@ -32,8 +32,21 @@ def block_names(config):
             + [f"icu:{q.name}" for q in fp.queues])
 
 
+def check_block(config, name):
+    """``ValueError`` naming the blocks there are, unless ``name`` is one of them."""
+    if name not in block_names(config):
+        raise ValueError(f"no block {name!r} in config {config.name}; "
+                         f"blocks: {', '.join(block_names(config))}")
+
+
+def probe_dir(board, name):
+    """The build folder of block ``name``'s probe on ``board``."""
+    return f"build/{board}-probe-{name.replace(':', '-')}"
+
+
 def make_block(config, name):
     """The component ``name`` (:func:`block_names`) of ``config``'s TSP."""
+    check_block(config, name)
     from rtl.fabric import StreamFabric
     from rtl.icu import InstructionQueue
     from rtl.top import slice_class
@@ -48,8 +61,7 @@ def make_block(config, name):
         if s.name == name:
             cls = slice_class(s.kind)
             return cls(config) if s.kind is SliceKind.VXM else cls(config, s)
-    raise ValueError(f"no block {name!r} in config {config.name}; "
-                     f"blocks: {', '.join(block_names(config))}")
+    raise AssertionError(f"block_names lists {name!r}, make_block does not build it")
 
 
 def _ports(component):

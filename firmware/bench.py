@@ -240,11 +240,12 @@ def _boards():
     return {board: board_module(board).CONFIG for board in BOARDS}
 
 
-
 def _build_status(error):
     """A build's status from its one-line error: a build whose nextpnr has not finished
     (still running, or stopped) is said as such, not as a failure."""
-    return error if error.startswith("nextpnr has not finished") else f"failed: {error}"
+    from boards.build import NOT_FINISHED
+    return error if error.startswith(NOT_FINISHED) else f"failed: {error}"
+
 
 def section_fpga(b):
     """Each board's build: run it (full run), read it (``--fpga-reports``), or say why not."""

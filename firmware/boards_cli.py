@@ -103,14 +103,15 @@ def cmd_build(args):
     core, out = args.core, args.out
     if args.probe is not None:
         from boards import PROBE_PREFIX
-        from boards.probe import block_names
+        from boards.probe import check_block, probe_dir
         if args.core != "tsp":
             raise UsageError("--probe replaces the core: give --probe or --core, not both")
-        if args.probe not in block_names(config):
-            raise UsageError(f"--probe: no block {args.probe!r} in config {config.name}; "
-                             f"blocks: {', '.join(block_names(config))}")
+        try:
+            check_block(config, args.probe)
+        except ValueError as e:
+            raise UsageError(f"--probe: {e}") from None
         core = PROBE_PREFIX + args.probe
-        out = out or f"build/{args.board}-probe-{args.probe.replace(':', '-')}"
+        out = out or probe_dir(args.board, args.probe)
     label = f"{args.board} {config.name if core == 'tsp' else core}"
     progress = _Progress(label)
     try:

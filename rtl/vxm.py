@@ -148,7 +148,7 @@ def requant_round(m, prod, coarse, zp, zr, name):
     width = len(prod)
     sign = prod[-1]
     steps = 1 << len(coarse)
-    step = 8
+    step = 1 << _REQUANT_FINE
     ext = Cat(prod, sign.replicate(step * steps + 16))
     half_at = [step * c + _REQUANT_OFFSET - 1 for c in range(steps)]
 

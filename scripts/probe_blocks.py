@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from boards import PROBE_PREFIX  # noqa: E402
 from boards.build import BuildError, board_module, build  # noqa: E402
-from boards.probe import block_names  # noqa: E402
+from boards.probe import check_block, probe_dir  # noqa: E402
 from firmware.machine import SliceKind, get_config  # noqa: E402
 
 
@@ -55,18 +55,18 @@ def main():
     mod = board_module(args.board)
     config = get_config(mod.CONFIG)
     blocks = args.blocks or default_blocks(config)
-    unknown = [b for b in blocks if b not in block_names(config)]
-    if unknown:
-        ap.error(f"no block {', '.join(unknown)} in config {config.name}; "
-                 f"blocks: {', '.join(block_names(config))}")
+    for block in blocks:
+        try:
+            check_block(config, block)
+        except ValueError as e:
+            ap.error(str(e))
     print("| block | Fmax after routing | critical path | LUT4 | DSP | build |")
     print("|---|---|---|---|---|---|")
     status = 0
     for block in blocks:
-        out = f"build/{args.board}-probe-{block.replace(':', '-')}"
         start = time.monotonic()
         try:
-            report = build(args.board, out, core=PROBE_PREFIX + block)
+            report = build(args.board, probe_dir(args.board, block), core=PROBE_PREFIX + block)
         except BuildError as e:
             if e.report is None:
                 print(f"| `{block}` | failed: {e} | | | | |", flush=True)
