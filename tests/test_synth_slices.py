@@ -1,0 +1,55 @@
+"""scripts/synth_slices.py: where a component's LUTs go (``--owners``)."""
+
+from scripts_util import load_script
+
+
+synth_slices = load_script("synth_slices")
+
+
+def _netlist(cells, ports):
+    """A Yosys JSON netlist of one module ``m``; nets are numbered, named after themselves."""
+    nets = {}
+    for cell in cells.values():
+        for bits in cell["connections"].values():
+            for bit in bits:
+                nets.setdefault(f"n{bit}", {"bits": [bit], "hide_name": 1})
+    for name, port in ports.items():
+        nets[name] = {"bits": port["bits"]}
+    return {"modules": {"m": {"cells": cells, "ports": ports, "netnames": nets}}}
+
+
+def _lut(inputs, out):
+    return {"type": "LUT4", "port_directions": {"A": "input", "B": "input", "Z": "output"},
+            "connections": {"A": [inputs[0]], "B": [inputs[1]], "Z": [out]}}
+
+
+def _ff(d, q):
+    return {"type": "TRELLIS_FF", "port_directions": {"CLK": "input", "DI": "input", "Q": "output"},
+            "connections": {"CLK": [1], "DI": [d], "Q": [q]}}
+
+
+def test_owners_charges_each_lut_to_what_its_output_reaches():
+    # 10, 11: inputs. LUT a (10, 11 -> 20) feeds LUT b (-> 21, into register VXM.r_0) and
+    # LUT c (-> 22, into register MEM_E0.x_1); LUT d (-> 23) drives the output port o.
+    # LUT e reads a register's output (30) and feeds register VXM.r_2 through nothing else.
+    cells = {
+        "a": _lut([10, 11], 20), "b": _lut([20, 10], 21), "c": _lut([20, 11], 22),
+        "d": _lut([10, 11], 23), "e": _lut([30, 30], 24),
+        "r0": _ff(21, 40), "x1": _ff(22, 41), "r2": _ff(24, 30),
+    }
+    ports = {"o": {"direction": "output", "bits": [23]}}
+    netlist = _netlist(cells, ports)
+    names = netlist["modules"]["m"]["netnames"]
+    names["VXM.r_0"], names["MEM_E0.x_1"], names["VXM.r_2"] = ({"bits": [40]}, {"bits": [41]},
+                                                               {"bits": [30]})
+    groups, components = synth_slices.owners(netlist, "m")
+    assert groups == {"MEM_E#.x_#": 1, "VXM.r_#": 2, "MEM_E#.x_# + VXM.r_#": 1, "port o": 1}
+    assert components == {"MEM_E#": 1, "VXM": 2, "MEM_E# + VXM": 1, "port o": 1}
+
+
+def test_the_ecp5_commands_are_the_ulx3s_builds():
+    from boards import ulx3s
+    command = synth_slices.FAMILIES["ecp5"][0].format(top="vxm")
+    assert command.startswith("synth_ecp5 -top vxm " + ulx3s.SYNTH_OPTS)
+    assert command.endswith(ulx3s.script_after_synth("vxm"))
+    assert ulx3s.SCRIPT_AFTER_SYNTH == ulx3s.script_after_synth("top")
