@@ -441,7 +441,9 @@ class HostLink:
         while True:
             st = self.status()
             if st.done and not st.running:
-                return st
+                # The ECC fields and the first error's queue and cycle settle one clock
+                # after done: the status frame that saw done may have caught that clock.
+                return self.status()
             if self.transport.now() > deadline:
                 raise LinkTimeout(f"the TSP did not finish within {timeout} s "
                                   f"(cycle counter at {st.cycles})")

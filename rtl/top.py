@@ -19,7 +19,8 @@ reads ``H + T`` once ``done``), ``errors`` (sticky ``ErrorFlag`` bits),
 ``err_queue`` and ``err_cycle`` (the first error: index of the queue that
 raised it, or of the first queue of the slice that raised it, or the number
 of queues for ``DEADLOCK``; the lowest such index when several raise in that
-cycle; and its local cycle as tile 0 sees it). ECC (``firmware/ecc.py``):
+cycle; and its local cycle as tile 0 sees it; both settle one cycle after
+``errors``, so at the latest one cycle after ``done``). ECC (``firmware/ecc.py``):
 ``ecc_corrected`` counts the single-bit errors the MEM reads corrected;
 ``errors.MEM_ECC`` says a read found an uncorrectable one (it does not stop
 the machine and is not an ``err_queue``/``err_cycle`` error), and
@@ -273,17 +274,27 @@ class TSP(wiring.Component):
         m.d.comb += now.eq(_or_all([e for _, e in raised]))
         with m.If(deadlock):
             m.d.comb += now[flag_bit(ErrorFlag.DEADLOCK)].eq(1)
+        # Which queue raised the first error, and when, is worked out a cycle later from
+        # registers: the slices' error outputs come from all over the chip, and only the
+        # OR that stops the machine (``errors``) has to reach its register in the cycle.
+        # So ``err_queue`` and ``err_cycle`` settle one cycle after ``errors`` does.
+        first = Signal()                          # this cycle's errors are the run's first
+        hits = Signal(len(raised))                # ... raised by these (in queue order)
+        at = Signal.like(self.cycles)             # ... in this cycle
+        m.d.sync += [first.eq(running & now.any() & ~errors.any()),
+                     hits.eq(Cat(e.any() for _, e in raised)), at.eq(self.cycles)]
         where = Signal.like(self.err_queue)
         m.d.comb += where.eq(len(fp.queues))
-        for i, e in reversed(raised):
-            with m.If(e.any()):
+        for n, (i, _e) in reversed(list(enumerate(raised))):
+            with m.If(hits[n]):
                 m.d.comb += where.eq(i)
         with m.If(start):
             m.d.sync += [errors.eq(0), self.err_queue.eq(0), self.err_cycle.eq(0)]
-        with m.Elif(running & now.any()):
-            m.d.sync += errors.eq(errors | now)
-            with m.If(~errors.any()):
-                m.d.sync += [self.err_queue.eq(where), self.err_cycle.eq(self.cycles)]
+        with m.Else():
+            with m.If(running & now.any()):
+                m.d.sync += errors.eq(errors | now)
+            with m.If(first):
+                m.d.sync += [self.err_queue.eq(where), self.err_cycle.eq(at)]
 
         # -- run control: H is the first cycle with every queue halted; T-1 more to drain
         all_halted = Cat(q.halted for q in self.queues).all()

@@ -151,6 +151,7 @@ class AmaranthBatch:
                                         f"max_cycles = {self.max_cycles} cycles")
             await ctx.tick()
             waited += 1
+        await ctx.tick()              # err_queue and err_cycle settle one cycle after done
         if self.trace:
             raw = np.frombuffer(b"".join(int(v).to_bytes(self._nbytes, "little")
                                          for pair in hops for v in pair), np.uint8)

@@ -20,7 +20,7 @@ It asserts, cycle by cycle:
 
 - ``errors`` is ``BANK_CONFLICT`` exactly from the cycle after a same-bank
   ``RW`` issues (and for ever after), zero otherwise; ``err_queue`` and
-  ``err_cycle`` name that queue and cycle;
+  ``err_cycle`` name that queue and cycle from the cycle after that;
 - the run ends when section 3 says (``cycles = H + T``, the error stop included);
 - every word reads back as written by the executed instructions only: a
   conflicting ``RW`` (and whatever follows it) leaves memory untouched;
@@ -149,7 +149,9 @@ class BankBench(wiring.Component):
         with m.Else():
             flagged = (conflict[0] & (now >= 1)) | (~conflict[0] & conflict[1] & (now >= 2))
             m.d.comb += Assert(tsp.errors == Mux(flagged, ErrorFlag.BANK_CONFLICT, 0))
-            with m.If(flagged):
+            # the first error's queue and cycle are recorded one cycle after `errors`
+            named = (conflict[0] & (now >= 2)) | (~conflict[0] & conflict[1] & (now >= 3))
+            with m.If(named):
                 m.d.comb += [Assert(tsp.err_queue == queue), Assert(tsp.err_cycle == err_cycle)]
             m.d.comb += [Assert(tsp.running == (now < length)),
                          Assert(tsp.done == (now >= length))]
@@ -180,8 +182,8 @@ BROKEN = {
         "m.d.comb += [tile0.valid.eq(1), tile0.word.eq(word)]",
         "an illegal word (a conflicting RW) is still executed")]),
     "flag_not_sticky": ("rtl.top", [Edit(
-        "with m.Elif(running & now.any()):\n            m.d.sync += errors.eq(errors | now)",
-        "with m.Elif(running):\n            m.d.sync += errors.eq(now)",
+        "with m.If(running & now.any()):\n                m.d.sync += errors.eq(errors | now)",
+        "with m.If(running):\n                m.d.sync += errors.eq(now)",
         "the error flags hold only in the cycle after the error")]),
     "write_to_read_bank": ("rtl.mem", [Edit(
         "wp.en.eq(st_en & (st_addr[bank_bit] == b))",
