@@ -292,12 +292,14 @@ class PhaseClock:
 # -- the build --------------------------------------------------------------------------
 
 
-def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progress=None):
+def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progress=None,
+          nextpnr_opts=""):
     """Build board ``board``'s bitstream in ``build_dir`` (``build/<board>``); return the
     :class:`BuildReport`. ``config`` and ``core_freq`` default to the board module's
     ``CONFIG`` and ``CORE_FREQ``; ``core`` is what the board carries
     (``boards.CORES``: the TSP, the link alone, a UART echo; or ``probe:<block>``,
-    one block of the TSP alone, :mod:`boards.probe`).
+    one block of the TSP alone, :mod:`boards.probe`). ``nextpnr_opts`` go to nextpnr
+    after the board module's ``NEXTPNR_OPTS`` (another ``--seed``, ``--placer``, ...).
 
     ``progress(phase, elapsed_s, detail)`` is called when the phase changes and about
     twice a second while it runs. Raises :class:`BuildError` (one line) on failure.
@@ -324,8 +326,9 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
     overrides = {"synth_opts": getattr(mod, "SYNTH_OPTS", "")}
     if getattr(mod, "SCRIPT_AFTER_SYNTH", None):
         overrides["script_after_synth"] = mod.SCRIPT_AFTER_SYNTH
-    nextpnr_opts = " ".join(["--report report.json", getattr(mod, "NEXTPNR_OPTS", "")]).strip()
-    plan = platform.prepare(top, name="top", nextpnr_opts=nextpnr_opts, **overrides)
+    opts = " ".join(filter(None, ["--report report.json", getattr(mod, "NEXTPNR_OPTS", ""),
+                                  nextpnr_opts]))
+    plan = platform.prepare(top, name="top", nextpnr_opts=opts, **overrides)
     device = f"{platform.device}-{platform.package}"
     build_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("top.tim", "top.rpt", "report.json", "build.json",

@@ -52,6 +52,8 @@ def add_build_parser(sub):
                         "(boards/probe.py)")
     s.add_argument("--out", help="build folder (default: build/<board>, "
                                  "build/<board>-probe-<block> with --probe)")
+    s.add_argument("--nextpnr-opts", default="", metavar="OPTS",
+                   help="more nextpnr options, after the board's own (e.g. '--seed 2')")
     s.add_argument("--json", action="store_true", help="print the report as one JSON object")
     return s
 
@@ -115,7 +117,8 @@ def cmd_build(args):
     label = f"{args.board} {config.name if core == 'tsp' else core}"
     progress = _Progress(label)
     try:
-        report = build(args.board, out, config.name, freq, core=core, progress=progress)
+        report = build(args.board, out, config.name, freq, core=core, progress=progress,
+                       nextpnr_opts=args.nextpnr_opts)
     except BuildError as e:
         progress.end()
         if e.report is not None and not args.json:

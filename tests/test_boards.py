@@ -381,8 +381,9 @@ def test_icebreaker_echo_build(tmp_path):
     """The smoke test of the build flow: the iCEBreaker top (PLL, reset, UART, LEDs)
     with the UART echo, through synthesis, placement, routing and packing."""
     phases = []
-    report = build("icebreaker", tmp_path, core="echo",
+    report = build("icebreaker", tmp_path, core="echo", nextpnr_opts="--seed 3",
                    progress=lambda phase, elapsed, detail: phases.append(phase))
+    assert "--seed 3" in (tmp_path / "build_top.sh").read_text()
     check_report(report, "icebreaker", tmp_path)
     assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == \
         list(PHASES) + ["done"]
