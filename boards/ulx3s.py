@@ -49,10 +49,12 @@ SCRIPT_AFTER_SYNTH = script_after_synth()
 
 #: Extra options of nextpnr-ecp5. Its default router (router1), under YoWASP, had
 #: routed about 80k of the TSP's 257k arcs after 16 minutes (measured, session 4), so
-#: the build tries router2; that one had not finished either after 17 minutes (34k
-#: overused wires left after 5 iterations, the other core busy): a routed build of the
-#: TSP has not been seen yet (docs/ARCHITECTURE.md, "The FPGA sets").
-NEXTPNR_OPTS = "--router router2"
+#: the build uses router2. After the default (HeAP) placer router2 stalled: 108,607
+#: overused wires at its first iteration, still 40,035 at its seventh (session 5). After
+#: the static placer it converges steadily on the same netlist: 98,579, 66,939, 44,904,
+#: 29,493, 21,149 at iterations 1 to 5 (session 6), so the build places with it.
+#: (``--placer-heap-beta 0.8`` changed nothing: the same estimate and the same overuse.)
+NEXTPNR_OPTS = "--placer static --router router2"
 
 #: ECP5 PLL limits (Lattice TN1263 / ecppll): input divider, feedback, output divider.
 PFD_MHZ = (3.125, 400)
