@@ -51,9 +51,11 @@ SCRIPT_AFTER_SYNTH = script_after_synth()
 #: routed about 80k of the TSP's 257k arcs after 16 minutes (measured, session 4), so
 #: the build uses router2. After the default (HeAP) placer router2 stalled: 108,607
 #: overused wires at its first iteration, still 40,035 at its seventh (session 5). After
-#: the static placer it converges steadily on the same netlist: 98,579, 66,939, 44,904,
-#: 29,493, 21,149 at iterations 1 to 5 (session 6), so the build places with it.
-#: (``--placer-heap-beta 0.8`` changed nothing: the same estimate and the same overuse.)
+#: the static placer, on the same netlist, it went down ten times further: 98,579 at
+#: iteration 1, 21,149 at 5, 4,074 at 18, then held between 4,000 and 5,000 up to
+#: iteration 27 (27 minutes; stopped), the rest around the MXM's DSP products and the
+#: east MEM slices (session 6). So the build places with it; the chip still does not
+#: route. (``--placer-heap-beta 0.8`` changed nothing: the same estimate, the same overuse.)
 NEXTPNR_OPTS = "--placer static --router router2"
 
 #: ECP5 PLL limits (Lattice TN1263 / ecppll): input divider, feedback, output divider.
