@@ -42,7 +42,7 @@ M, X, Q, V = SliceKind.MEM, SliceKind.MXM, SliceKind.SXM, SliceKind.VXM
 # (queue section, source lines, expected instructions in order; HALT is appended)
 FORMS = [
     ("MEM_E0", "READ    0x10 -> E3", [Instr(M, "READ", dict(dir=0, stream=3, addr=0x10))]),
-    ("MEM_E0", "read 16 -> w7", [Instr(M, "READ", dict(dir=1, stream=7, addr=16))]),
+    ("MEM_E0", "read 16 -> w3", [Instr(M, "READ", dict(dir=1, stream=3, addr=16))]),
     ("MEM_W3", "WRITE   W2 -> 0x300", [Instr(M, "WRITE", dict(dir=1, stream=2, addr=0x300))]),
     ("MEM_E0", "RW 0x10 -> E3, W2 -> 0x500",          # ulx3s: bank 1 is 0x400 ..
      [Instr(M, "RW", dict(rdir=0, rstream=3, raddr=0x10, wdir=1, wstream=2, waddr=0x500))]),
@@ -53,31 +53,31 @@ FORMS = [
     ("MEM_E1", "NOP 10\nnotify\nSync\nHALT", [Instr(M, "NOP", dict(n=10)), Instr(M, "NOTIFY"),
                                               Instr(M, "SYNC")]),
     ("MXM_E", "LW W0, 0, 4", [Instr(X, "LW", dict(dir=1, stream=0, col=0, count=3))]),
-    ("MXM_E", "LW E4, 7, 1", [Instr(X, "LW", dict(dir=0, stream=4, col=7, count=0))]),  # last column
+    ("MXM_E", "LW E2, 7, 1", [Instr(X, "LW", dict(dir=0, stream=2, col=7, count=0))]),  # last column
     ("MXM_E", "IW", [Instr(X, "IW")]),
     ("MXM_E", "ABC W1, 3", [Instr(X, "ABC", dict(dir=1, stream=1, acc=0, slot=3))]),
-    ("MXM_E", "ABC.acc W1, 3\nabc.ACC e7, 255",
+    ("MXM_E", "ABC.acc W1, 3\nabc.ACC e3, 255",
      [Instr(X, "ABC", dict(dir=1, stream=1, acc=1, slot=3)),
-      Instr(X, "ABC", dict(dir=0, stream=7, acc=1, slot=255))]),
-    ("MXM_E", "ABC.acc W1, 3 -> E4\nABC E0, 0 -> w0",
-     [Instr(X, "ABC", dict(dir=1, stream=1, acc=1, slot=3, emit=1, edir=0, estream=4)),
-      Instr(X, "ABC", dict(dir=0, stream=0, acc=0, slot=0, emit=1, edir=1, estream=0))]),
-    ("MXM_E", "ACC 3 -> W4", [Instr(X, "ACC", dict(dir=1, stream=4, slot=3))]),
+      Instr(X, "ABC", dict(dir=0, stream=3, acc=1, slot=255))]),
+    ("MXM_E", "ABC.acc W1, 3 -> E0\nABC E2, 0 -> w0",
+     [Instr(X, "ABC", dict(dir=1, stream=1, acc=1, slot=3, emit=1, edir=0, estream=0)),
+      Instr(X, "ABC", dict(dir=0, stream=2, acc=0, slot=0, emit=1, edir=1, estream=0))]),
+    ("MXM_E", "ACC 3 -> W0", [Instr(X, "ACC", dict(dir=1, stream=0, slot=3))]),
     ("SXM_E", "SHUP W0, 1 -> W1", [Instr(Q, "SHUP", dict(sdir=1, sstream=0, ddir=1, dstream=1, arg=1))]),
-    ("SXM_E", "SHDN E1, 7 -> W3\nROT W7, 2 -> E0\nPERM E2, 3 -> E2\nDIST W5, 1 -> E6",
+    ("SXM_E", "SHDN E1, 7 -> W3\nROT W3, 2 -> E0\nPERM E2, 3 -> E2\nDIST W1, 1 -> E3",
      [Instr(Q, "SHDN", dict(sdir=0, sstream=1, ddir=1, dstream=3, arg=7)),
-      Instr(Q, "ROT", dict(sdir=1, sstream=7, ddir=0, dstream=0, arg=2)),
+      Instr(Q, "ROT", dict(sdir=1, sstream=3, ddir=0, dstream=0, arg=2)),
       Instr(Q, "PERM", dict(sdir=0, sstream=2, ddir=0, dstream=2, arg=3)),
-      Instr(Q, "DIST", dict(sdir=1, sstream=5, ddir=0, dstream=6, arg=1))]),
-    ("SXM_E", "TRANS W0 -> W4", [Instr(Q, "TRANS", dict(sdir=1, sstream=0, ddir=1, dstream=4))]),
+      Instr(Q, "DIST", dict(sdir=1, sstream=1, ddir=0, dstream=3, arg=1))]),
+    ("SXM_E", "TRANS W0 -> W2", [Instr(Q, "TRANS", dict(sdir=1, sstream=0, ddir=1, dstream=2))]),
     ("VXM0", "ADD.i8  E3, #5 -> W2",
      [Instr(V, "ADD", dict(dtype=0, a=S("E", 3), b=IMM, we=1, wdir=1, wstream=2, imm=5))]),
     # ulx3s: MUL, MULS and REQUANT run on ALU 1 only (vxm_mul_alus)
     ("VXM1", "MUL.i32 E0, ALU1", [Instr(V, "MUL", dict(dtype=1, a=S("E", 0), b=ALU(1)))]),
     ("VXM0", "SELECT.i8 E0, E1, ALU1 -> E1",
      [Instr(V, "SELECT", dict(a=S("E", 0), b=S("E", 1), c=ALU(1), we=1, wstream=1))]),
-    ("vxm1", "REQUANT E4, mult=1234567, shift=40, zp=-3 -> W0",
-     [Instr(V, "REQUANT", dict(a=S("E", 4), mult=1234567, shift=40, zp=-3, we=1, wdir=1))]),
+    ("vxm1", "REQUANT E0, mult=1234567, shift=40, zp=-3 -> W0",
+     [Instr(V, "REQUANT", dict(a=S("E", 0), mult=1234567, shift=40, zp=-3, we=1, wdir=1))]),
     ("VXM1", "REQUANT W0, shift=2, mult=0xFF",
      [Instr(V, "REQUANT", dict(a=S("W", 0), mult=255, shift=2, zp=0))]),
     ("VXM1", "REQUANT E0, mult=1, shift=7, zp=-9, zr=1 -> E1\nREQUANT E0, mult=1, shift=7, zr=0",
@@ -86,19 +86,19 @@ FORMS = [
     ("VXM", "LUTW E0, 7\nLUT W1 -> E2",
      [Instr(V, "LUTW", dict(a=S("E", 0), index=7)),
       Instr(V, "LUT", dict(a=S("W", 1), we=1, wstream=2))]),
-    ("vxm0", "RELU W1 -> E0\nMOV #-3 -> E1\nMAX E0, ZERO\nneg.i32 alu0 -> w4",
+    ("vxm0", "RELU W1 -> E0\nMOV #-3 -> E1\nMAX E0, ZERO\nneg.i32 alu0 -> w0",
      [Instr(V, "RELU", dict(a=S("W", 1), we=1)),
       Instr(V, "MOV", dict(a=IMM, we=1, wstream=1, imm=-3)),
       Instr(V, "MAX", dict(a=S("E", 0), b=ZERO)),
-      Instr(V, "NEG", dict(dtype=1, a=ALU(0), we=1, wdir=1, wstream=4))]),
-    ("VXM1", ".equ N, 16\n.equ M, (N << 2) - 1\nADD.I32 E4, #0x7fffffff -> E0\nSUB #N, #N\n"
+      Instr(V, "NEG", dict(dtype=1, a=ALU(0), we=1, wdir=1))]),
+    ("VXM1", ".equ N, 16\n.equ M, (N << 2) - 1\nADD.I32 W0, #0x7fffffff -> E0\nSUB #N, #N\n"
              "SHL E0, #-M",
-     [Instr(V, "ADD", dict(dtype=1, a=S("E", 4), b=IMM, we=1, imm=0x7FFFFFFF)),
+     [Instr(V, "ADD", dict(dtype=1, a=S("W", 0), b=IMM, we=1, imm=0x7FFFFFFF)),
       Instr(V, "SUB", dict(a=IMM, b=IMM, imm=16)),
       Instr(V, "SHL", dict(a=S("E", 0), b=IMM, imm=-63))]),
-    ("VXM0", "WIDEN E0 -> E4\nNARROW E4 -> W1\nCMPEQ.i32 E0, #-2147483648",
-     [Instr(V, "WIDEN", dict(a=S("E", 0), we=1, wstream=4)),
-      Instr(V, "NARROW", dict(a=S("E", 4), we=1, wdir=1, wstream=1)),
+    ("VXM0", "WIDEN E1 -> W0\nNARROW W0 -> E1\nCMPEQ.i32 E0, #-2147483648",
+     [Instr(V, "WIDEN", dict(a=S("E", 1), we=1, wdir=1)),
+      Instr(V, "NARROW", dict(a=S("W", 0), we=1, wstream=1)),
       Instr(V, "CMPEQ", dict(dtype=1, a=S("E", 0), b=IMM, imm=-(1 << 31)))]),
 ]
 
@@ -373,7 +373,7 @@ def test_unknown_queue_section_is_skipped_not_reported_line_by_line():
 def test_spec_message_example():
     e = asm_error(".config ulx3s\n" + "\n" * 9 + ".queue VXM1\nADD E9, #5 -> W2\n")
     assert str(e) == ("prog.s:12: ADD: operand a stream 9 out of range, this configuration "
-                      "has 8 streams per direction")
+                      f"has {CONFIGS['ulx3s'].streams} streams per direction")
 
 
 # -- disassembler round trips -------------------------------------------------
@@ -399,17 +399,17 @@ SPEC_PROGRAM = """
         LUTW    E0, 7
 .queue VXM1
         MUL.i32 E0, ALU1
-        REQUANT E4, mult=1234567, shift=40, zp=-3 -> W0
+        REQUANT E0, mult=1234567, shift=40, zp=-3 -> W0
 .queue MXM_E
         LW      W0, 0, 4
         IW
         ABC     W1, 3
         ABC.acc W1, 3
-        ABC.acc W1, 3 -> E4
-        ACC     3 -> W4
+        ABC.acc W1, 3 -> E0
+        ACC     3 -> W0
 .queue SXM_E
         SHUP    W0, 1 -> W1
-        TRANS   W0 -> W4
+        TRANS   W0 -> W2
         .nohalt
 """.format(lut=", ".join(str(i - 128) for i in range(256)))
 

@@ -163,15 +163,15 @@ def alus_for(cfg, mnemonic):
 def run_streamed(cfg, mnemonic, a, b=None, c=None, *, bits_in, bits_out, **fields):
     """``mnemonic`` on its ALU (``alus_for``) with a (East group 0), b (West
     group 0) and c (int8: East stream 1 from the next slice; int32: the helper
-    ALU, loaded 3 cycles before). One vector per cycle, or every second cycle
-    when c is chained."""
+    ALU, loaded 3 cycles before from East group 0, in the cycles between a's, so
+    four streams a direction are enough). One vector per cycle, or every second
+    cycle when c is chained."""
     bench = VxmBench(cfg)
     op_alu, helper = alus_for(cfg, mnemonic)
     K = len(a)
     chained_c = c is not None and bits_in == 32
     period = 2 if chained_c else 1
     times = [T0 + period * k for k in range(K)]
-    n_in = 1 if bits_in == 8 else SG4
     bench.feed(times, E, 0, a, bits_in)
     ops = {"a": src(E, 0)}              # an absent field is 0 = ZERO
     if b is not None:
@@ -182,9 +182,9 @@ def run_streamed(cfg, mnemonic, a, b=None, c=None, *, bits_in, bits_out, **field
         ops["c"] = src(E, 1)
     elif chained_c:
         early = [t - bench.lat.vxm for t in times]
-        bench.feed(early, E, n_in, c, bits_in)
+        bench.feed(early, E, 0, c, bits_in)
         for t in early:
-            bench.op(t, f"VXM{helper}", "MOV", dtype=1, a=src(E, n_in), b=ZERO)
+            bench.op(t, f"VXM{helper}", "MOV", dtype=1, a=src(E, 0), b=ZERO)
         ops["c"] = alu(helper)
     for t in times:
         bench.op(t, f"VXM{op_alu}", mnemonic, **ops, **dst(E, 0), **fields)
@@ -537,15 +537,16 @@ def test_mxm_lw_many_columns():
     t += c.vl // n
     p.at(t, "MXM_E", "IW")
     p.data("MEM_E0", 100, a.astype(np.int8).view(np.uint8))
+    # the activations follow the last columns on E0; the sums go back on W0..W3
     p.at(t + 1 - lat.mem_read - (mxm.pos - fp.slice("MEM_E0").pos), "MEM_E0", "READ",
-         dir=E, stream=5, addr=100)
-    p.at(t + 1, "MXM_E", "ABC", dir=E, stream=5, slot=7, acc=0)
+         dir=E, stream=0, addr=100)
+    p.at(t + 1, "MXM_E", "ABC", dir=E, stream=0, slot=7, acc=0)
     acc_t = t + 1 + lat.mxm_abc
-    p.at(acc_t, "MXM_E", "ACC", dir=W, stream=SG4, slot=7)
+    p.at(acc_t, "MXM_E", "ACC", dir=W, stream=0, slot=7)
     p.hold_until(acc_t + lat.mxm_acc + 2)
     res = p.run(trace=True)
     assert res.errors == 0, res.events
-    got = planes_i32(res.trace.west[acc_t + lat.mxm_acc + 1, mxm.pos - 1, SG4:2 * SG4])
+    got = planes_i32(res.trace.west[acc_t + lat.mxm_acc + 1, mxm.pos - 1, 0:SG4])
     np.testing.assert_array_equal(got, a @ w)
 
 

@@ -9,7 +9,8 @@
 ; planes meet at the VXM as the SG4 group E0..E3. MEM_W<i> is i + 1 hops from the VXM:
 ;   MEM_W3 reads at 0..3, MEM_W2 at 1..4, MEM_W1 at 2..5, MEM_W0 at 3..6 -> E0..E3 at 5..8
 ;   ALU0 ADD.i32 at 5..8; ALU1 REQUANT reads ALU0 at 8..11; ALU0 again, RELU, reads ALU1
-;   at 11..14 (its ADD results were read at 8..11) and emits E4 at 14..17;
+;   at 11..14 (its ADD results were read at 8..11) and emits E0 at 14..17 (the group's
+;   bytes on E0 passed the VXM at 5..8, so the stream is free again);
 ;   MEM_E0 (1 hop) writes at 15..18, HALT at 19: 19 + T = 23 cycles.
 .config ulx3s
 .equ    BIAS, 1234
@@ -59,7 +60,7 @@
         ADD.i32 E0, #BIAS
         REPEAT  3, 1
         NOP     2
-        RELU.i8 ALU1 -> E4
+        RELU.i8 ALU1 -> E0
         REPEAT  3, 1
         HALT
 .queue VXM1
@@ -69,6 +70,6 @@
         HALT
 .queue MEM_E0
         NOP     15
-        WRITE   E4 -> 0x40
+        WRITE   E0 -> 0x40
         REPEAT  3, 1, 1
         HALT

@@ -6,8 +6,8 @@
 ;
 ; Source vector j sits in MEM_E<j> and rides E<j> to SXM_E (9 - pos hops):
 ;   MEM_E0 reads at 0 (4 hops), MEM_E1 at 1 (3 hops) -> both at SXM_E at 5.
-;   TRANS at 5 emits at 5 + T = 9 westward on W4..W5;
-;   MEM_E1 (3 hops) writes W4 at 12, MEM_E0 (4 hops) writes W5 at 13.
+;   TRANS at 5 emits at 5 + T = 9 westward on W2..W3;
+;   MEM_E1 (3 hops) writes W2 at 12, MEM_E0 (4 hops) writes W3 at 13.
 ; The last HALT is MEM_E0's at 14: 14 + T = 18 cycles.
 .config ulx3s
 .output t0, MEM_E1, 0x10, 1, i8
@@ -19,15 +19,15 @@
 .queue MEM_E0
         READ    0 -> E0
         NOP     12
-        WRITE   W5 -> 0x10
+        WRITE   W3 -> 0x10
         HALT
 .queue MEM_E1
         NOP     1
         READ    0 -> E1
         NOP     10
-        WRITE   W4 -> 0x10
+        WRITE   W2 -> 0x10
         HALT
 .queue SXM_E
         NOP     5
-        TRANS   E0 -> W4
+        TRANS   E0 -> W2
         HALT
