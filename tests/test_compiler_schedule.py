@@ -102,7 +102,8 @@ def test_place_refuses_a_second_instruction_in_one_cycle():
 # -- stream allocation -------------------------------------------------------------
 
 def test_allocator_shares_streams_only_between_disjoint_stretches():
-    c = get_config("ulx3s")
+    # eight streams a direction, so an SG4 group has room beside a stream in use
+    c = get_config("ulx3s").with_(streams=8)
     s = Schedule(c)
     # two values on one diagonal whose stretches overlap need two streams
     a = s.alloc_stream(Dir.E, 1, 10, 6)
