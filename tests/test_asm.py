@@ -111,6 +111,25 @@ def test_instruction_forms(queue, lines, expected):
     assert list(image.queues) == [qname]
 
 
+# ulx3s has four streams a direction; groq's 32 reach every bit of the stream fields
+# and two-digit stream names
+WIDE_FORMS = [
+    ("MEM_E0", "READ 0x10 -> W31", [Instr(M, "READ", dict(dir=1, stream=31, addr=0x10))]),
+    ("MXM_E", "ABC.acc W17, 3 -> E28",
+     [Instr(X, "ABC", dict(dir=1, stream=17, acc=1, slot=3, emit=1, edir=0, estream=28))]),
+    ("SXM_E", "TRANS W0 -> E16", [Instr(Q, "TRANS", dict(sdir=1, sstream=0, ddir=0, dstream=16))]),
+    ("VXM1", "ADD.i32 E12, #1 -> W20",
+     [Instr(V, "ADD", dict(dtype=1, a=S("E", 12), b=IMM, we=1, wdir=1, wstream=20, imm=1))]),
+]
+
+
+@pytest.mark.parametrize("queue,lines,expected", WIDE_FORMS, ids=[f[1].split()[0] for f in WIDE_FORMS])
+def test_high_stream_numbers(queue, lines, expected):
+    image = assemble(f".config groq\n.queue {queue}\n{lines}\n")
+    qname = CONFIGS["groq"].floorplan.queue(queue).name
+    assert image.queues[qname] == [encode(i) for i in expected] + [HALT]
+
+
 def test_every_mnemonic_has_a_form_test():
     tested = {(i.kind, i.mnemonic) for _, _, instrs in FORMS for i in instrs}
     missing = {(k, m) for k, t in OPS.items() for m, info in t.items()
