@@ -56,6 +56,9 @@ SCRIPT_AFTER_SYNTH = script_after_synth()
 #: iteration 27 (27 minutes; stopped), the rest around the MXM's DSP products and the
 #: east MEM slices (session 6). So the build places with it; the chip still does not
 #: route. (``--placer-heap-beta 0.8`` changed nothing: the same estimate, the same overuse.)
+#: With four streams (session 8) timing-driven runs stalled between 7,066 and 9,219;
+#: ``--no-tmdriv`` (placement and routing by wire length) at 3,173, still short of a route
+#: (``docs/BOARDS.md``).
 NEXTPNR_OPTS = "--placer static --router router2"
 
 #: ECP5 PLL limits (Lattice TN1263 / ecppll): input divider, feedback, output divider.
