@@ -405,6 +405,18 @@ def test_ulx3s_bitstream(tmp_path):
 
 
 @pytest.mark.slow
+@need_ecp5
+def test_ulx3s_tsp_bitstream_that_routes(tmp_path):
+    """The ULX3S build of the TSP that routes today (``ulx3s.ROUTED_FREQ``, not the
+    50 MHz target): a bitstream, timing met, the TSP's DSP blocks in it."""
+    report = build("ulx3s", tmp_path, core_freq=ulx3s.ROUTED_FREQ,
+                   nextpnr_opts=ulx3s.ROUTED_NEXTPNR_OPTS)
+    check_report(report, "ulx3s", tmp_path)
+    assert report.target_mhz == ulx3s.ROUTED_FREQ / 1e6
+    assert report.resources["DSP"][0] > 0
+
+
+@pytest.mark.slow
 @need_ice40
 def test_build_fails_on_a_missed_clock(tmp_path):
     pll_mhz = icebreaker.ICEBreakerTop.clocks(200e6)[1] / 1e6       # 201 MHz: the PLL's nearest
