@@ -189,12 +189,17 @@ def test_cli_run_on_the_simulated_board(tmp_path, capsys):
      "no bitstream at /nonexistent.bin"),
     (["--board", "icebreaker", "--port", "/dev/tsp-none", "--no-program"], 2,
      "/dev/tsp-none"),
+    (["--board", "ulx3s", "--port", "/dev/tsp-none", "--bitstream", "/nonexistent.bit"], 1,
+     "no bitstream at /nonexistent.bit: build it with `tsp build --board ulx3s --freq 25 "
+     "--nextpnr-opts \"--no-tmdriv\"`"),
 ])
 def test_cli_board_errors(tmp_path, capsys, argv, status, message):
     prog = tmp_path / "copy.s"
     prog.write_text(copy_program(get_config(icebreaker.CONFIG)))
-    if "ulx3s" in argv:
+    if "ulx3s" in argv and "--sim" in argv:
         prog.write_text(copy_program(TINY))
+    elif "ulx3s" in argv:
+        prog.write_text(copy_program(get_config(ulx3s.CONFIG)))
     assert tsp(["run", str(prog), *argv]) == status
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
