@@ -367,11 +367,31 @@ def build_parser():
     return p
 
 
+#: Options whose value is another tool's options, so may start with a dash
+#: (``--nextpnr-opts "--no-tmdriv"``), which argparse would take for an option of ours.
+TOOL_OPTION_FLAGS = ("--nextpnr-opts",)
+
+
+def join_tool_options(argv):
+    """``[..., "--nextpnr-opts", "--no-tmdriv", ...]`` -> ``[..., "--nextpnr-opts=--no-tmdriv",
+    ...]``: the value after a :data:`TOOL_OPTION_FLAGS` flag is its value, dash or not."""
+    out = []
+    args = iter(argv)
+    for arg in args:
+        if arg in TOOL_OPTION_FLAGS:
+            value = next(args, None)
+            out.append(arg if value is None else f"{arg}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv=None):
     from .asm import AsmError
     from .image import ImageError
     from .machine import ConfigError
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(join_tool_options(argv))
     try:
         return args.func(args) or 0
     except (UsageError, AsmError, ImageError, ConfigError, OSError) as e:

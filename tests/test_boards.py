@@ -25,7 +25,7 @@ from boards.build import (BuildError, PhaseClock, build, critical_path, nextpnr_
                           parse_yosys_stat, PHASES)
 from boards.probe import BlockProbe, block_names, make_block
 from firmware.asm import assemble
-from firmware.cli import main as tsp
+from firmware.cli import join_tool_options, main as tsp
 from firmware.hostlink import HostLink, SimTransport
 from firmware.machine import SliceKind, get_config
 from sim.golden import run_image
@@ -205,6 +205,14 @@ def test_cli_board_errors(tmp_path, capsys, argv, status, message):
     assert message in err and len(err.splitlines()) == 1, err
 
 
+def test_tool_options_are_joined_to_their_flag():
+    assert join_tool_options(["build", "--nextpnr-opts", "--no-tmdriv", "--freq", "25"]) == \
+        ["build", "--nextpnr-opts=--no-tmdriv", "--freq", "25"]
+    assert join_tool_options(["build", "--nextpnr-opts", "--seed 2"]) == \
+        ["build", "--nextpnr-opts=--seed 2"]
+    assert join_tool_options(["build", "--nextpnr-opts"]) == ["build", "--nextpnr-opts"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--config", "groq"], "golden model and compiler only"),
     (["--config", "nonesuch"], "unknown configuration 'nonesuch'"),
@@ -212,6 +220,9 @@ def test_cli_board_errors(tmp_path, capsys, argv, status, message):
     (["--freq", "1000"], "cannot make 1000.00 MHz"),
     (["--probe", "VXM9"], "--probe: no block 'VXM9' in config tiny; blocks: MEM_W1, MEM_W0, VXM"),
     (["--probe", "VXM", "--core", "echo"], "give --probe or --core, not both"),
+    # a value of --nextpnr-opts that starts with a dash is still its value (this one gets
+    # as far as the bad --freq)
+    (["--nextpnr-opts", "--no-tmdriv", "--freq", "-5"], "positive number of MHz"),
 ])
 def test_cli_build_refuses_bad_input(capsys, argv, message):
     assert tsp(["build", "--board", "icebreaker", *argv]) == 2
