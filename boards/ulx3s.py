@@ -64,7 +64,8 @@ NEXTPNR_OPTS = "--placer static --router router2"
 #: The TSP build of this board that routes and meets its clock (session 8), until the
 #: default one does: ``tsp build --board ulx3s --freq 25 --nextpnr-opts "--no-tmdriv"``.
 #: router2 cleared the last overused wire at iteration 48 (10 minutes); Fmax after routing
-#: 36.8 MHz, the path from the host link's frame header into a MEM slice's write data
+#: 36.8 MHz, the path from the host link's frame header through the host address to a
+#: register of MEM slice MEM_W2
 #: (``docs/BOARDS.md``). The same options placed for 50 MHz stalled at 3,173 overused
 #: wires, so this is one placement that routes, not a margin: a change to the netlist
 #: can lose it.

@@ -196,10 +196,10 @@ def _wait_configured(link, seconds=5.0):
                                  f"({e}); is --port its UART?") from None
 
 
-def _build_command(mod):
-    """The ``tsp build`` command of a board's TSP bitstream: the board's own options, or
-    the ones that route today where the board module names them (``ROUTED_FREQ``)."""
-    board = mod.__name__.rsplit(".", 1)[-1]
+def _build_command(board, mod):
+    """The ``tsp build`` command of ``board``'s TSP bitstream (``mod``: its module): the
+    board's own options, or the ones that route today where ``mod`` names them
+    (``ROUTED_FREQ``)."""
     routed = getattr(mod, "ROUTED_FREQ", None)
     if routed is None:
         return f"`tsp build --board {board}`"
@@ -215,7 +215,7 @@ def _program(args, mod, config):
         return False
     bitstream = Path(args.bitstream or Path("build") / args.board / bitstream_name(args.board))
     if not bitstream.exists():
-        raise BoardError(f"no bitstream at {bitstream}: build it with {_build_command(mod)} "
+        raise BoardError(f"no bitstream at {bitstream}: build it with {_build_command(args.board, mod)} "
                          f"(or pass --bitstream FILE, or --no-program)")
     info = bitstream.parent / "build.json"
     if info.exists():
@@ -223,7 +223,7 @@ def _program(args, mod, config):
         if built.get("core", "tsp") != "tsp" or built.get("config") != config.name:
             raise BoardError(f"{bitstream} carries {built.get('core')} / config "
                              f"{built.get('config')!r}, the program needs the TSP of "
-                             f"{config.name!r}: rebuild with {_build_command(mod)}")
+                             f"{config.name!r}: rebuild with {_build_command(args.board, mod)}")
     cmd = ["openFPGALoader", "-b", mod.LOADER_BOARD, str(bitstream)]
     if shutil.which(cmd[0]) is None:
         print(f"openFPGALoader is not installed, so the board is not programmed now. "
