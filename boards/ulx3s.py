@@ -69,7 +69,7 @@ NEXTPNR_OPTS = "--placer static --router router2"
 #: (``docs/BOARDS.md``). The same options placed for 50 MHz stalled at 3,173 overused
 #: wires, so this is one placement that routes, not a margin: a change to the netlist
 #: can lose it. (Session 9 lost it by registering the host link's command and read word;
-#: with seeds 2 and 3 too. Those registers were taken back: ``docs/ARCHITECTURE.md``.)
+#: with seeds 2, 3 and 4 too. Those registers were taken back: ``docs/ARCHITECTURE.md``.)
 ROUTED_FREQ = 25e6
 ROUTED_NEXTPNR_OPTS = "--no-tmdriv"
 
