@@ -10,6 +10,8 @@ endpoint a depth in LUT levels:
 - a ``LUT4`` is one level; a ``CCU2C`` (two bits of a carry chain) is one level from
   its data inputs and :data:`CARRY_STEP` from ``CIN`` (the chain's dedicated wire);
 - a ``MULT18X18D`` without its registers (how Yosys maps ``*``) is :data:`DSP_LEVELS`;
+  any other cell is one level from every input (a distributed RAM too, so its write
+  port is counted as if it reached the read data: an over-estimate);
 - a path starts at a flip-flop's ``Q`` (depth 0), at a block RAM's data output
   (:data:`BRAM_LEVELS`: a ``DP16KD`` without its output register is slow to its data)
   or at a top-level input, and ends at any input of a flip-flop or a block RAM, or at a
@@ -194,6 +196,7 @@ def analyse(data):
 
 
 def report(build_dir, top=20, depth=1, paths=3, out=sys.stdout):
+    """Print the summary of ``BUILD_DIR/top.json`` (module docstring); returns the ends."""
     path = Path(build_dir) / "top.json"
     if not path.exists():
         raise SystemExit(f"logic_depth: no {path} (a build folder of tsp build has one "
