@@ -10,9 +10,9 @@ endpoint a depth in LUT levels:
 - a ``LUT4`` is one level; a ``CCU2C`` (two bits of a carry chain) is one level from
   its data inputs and :data:`CARRY_STEP` from ``CIN`` (the chain's dedicated wire);
 - a ``MULT18X18D`` without its registers (how Yosys maps ``*``) is :data:`DSP_LEVELS`;
-  one with its output register (the MXM's, ``rtl/mxm.py``) is a register: its product
-  starts a path, and a path into an operand ends there, :data:`DSP_LEVELS` deeper
-  unless that operand's input register is on;
+  one with its output register (as session 10's MXM had: ``docs/ARCHITECTURE.md``
+  section 10) is a register: its product starts a path, and a path into an operand
+  ends there, :data:`DSP_LEVELS` deeper unless that operand's input register is on;
   any other cell is one level from every input (a distributed RAM too, so its write
   port is counted as if it reached the read data: an over-estimate);
 - a path starts at a flip-flop's ``Q`` (depth 0), at a block RAM's data output

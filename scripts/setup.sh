@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up, safe to rerun: a virtualenv in .venv with the pinned
-# packages, and Debian's Icarus Verilog for the cocotb simulations.
+# packages, Debian's Icarus Verilog for the cocotb simulations, and Debian's
+# GTKWave and Xvfb for the test that opens the waves in GTKWave.
 # Sourced by scripts/main.sh and scripts/test.sh.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,17 +13,32 @@ if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
     exit 1
 fi
 
-if ! command -v iverilog >/dev/null 2>&1; then
+# Debian packages: Icarus Verilog (needed), GTKWave and Xvfb (optional: the test that
+# opens the wave view in GTKWave on a virtual screen runs only where they are).
+missing=()
+command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
+command -v gtkwave >/dev/null 2>&1 || missing+=(gtkwave)
+command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb xauth)
+apt_install() {   # apt-get as root or through sudo; false when this user cannot
     if [ "$(id -u)" = 0 ]; then
-        echo "setup: installing Debian's iverilog"
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog) >/dev/null
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@") >/dev/null
     elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        echo "setup: installing Debian's iverilog (sudo)"
-        (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog) >/dev/null
+        (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@") >/dev/null
     else
-        echo "setup: Icarus Verilog is missing and this user cannot install it." >&2
+        return 1
+    fi
+}
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian's ${missing[*]}"
+    apt_install "${missing[@]}" || true
+    if ! command -v iverilog >/dev/null 2>&1; then
+        echo "setup: Icarus Verilog is missing and could not be installed." >&2
         echo "       Run as root:  apt-get install -y iverilog   (RTL simulations need it)" >&2
         exit 1
+    fi
+    if ! command -v gtkwave >/dev/null 2>&1 || ! command -v xvfb-run >/dev/null 2>&1; then
+        echo "setup: GTKWave or Xvfb is missing (as root: apt-get install -y gtkwave xvfb xauth);" \
+             "the test that opens the waves in GTKWave will be skipped" >&2
     fi
 fi
 

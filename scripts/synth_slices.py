@@ -100,8 +100,10 @@ def count(text, cells):
 
 
 class FamilyPlatform:
-    """What elaboration asks of the board's platform, for a component alone: its FPGA
-    family, from which ``rtl/mxm.py`` builds the ECP5's multipliers as the board does."""
+    """Stands in for the board's platform when a component is elaborated alone: it
+    carries the FPGA family (``platform.family``), so that gateware which builds a
+    vendor block for a family (session 10's MXM did, ``docs/ARCHITECTURE.md`` section
+    10) is synthesised here as in the board build."""
 
     def __init__(self, family):
         self.family = {"ecp5": "ecp5", "ice40": "iCE40"}[family]
