@@ -21,15 +21,16 @@ command -v gtkwave >/dev/null 2>&1 || missing+=(gtkwave)
 command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb xauth)
 apt_install() {   # apt-get as root or through sudo; false when this user cannot
     if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing Debian's $*"
         (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@") >/dev/null
     elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        echo "setup: installing Debian's $* (sudo)"
         (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@") >/dev/null
     else
         return 1
     fi
 }
 if [ ${#missing[@]} -gt 0 ]; then
-    echo "setup: installing Debian's ${missing[*]}"
     apt_install "${missing[@]}" || true
     if ! command -v iverilog >/dev/null 2>&1; then
         echo "setup: Icarus Verilog is missing and could not be installed." >&2
