@@ -305,7 +305,7 @@ def synth_commands(board, top):
 
 
 def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progress=None,
-          nextpnr_opts=""):
+          nextpnr_opts="", netlist=None):
     """Build board ``board``'s bitstream in ``build_dir`` (``build/<board>``); return the
     :class:`BuildReport`. ``config`` and ``core_freq`` default to the board module's
     ``CONFIG`` and ``CORE_FREQ``; ``core`` is what the board carries
@@ -315,6 +315,10 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
 
     ``progress(phase, elapsed_s, detail)`` is called when the phase changes and about
     twice a second while it runs. Raises :class:`BuildError` (one line) on failure.
+
+    ``netlist`` is the folder of an earlier build of the same design (board, set, core,
+    clock): its Yosys netlist (``top.json``) is placed and routed again without
+    synthesising it anew (``scripts/route_sweep.py`` tries several seeds this way).
     """
     mod = board_module(board)
     try:
@@ -347,6 +351,14 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
                   FAMILIES[family]["bitstream"]):
         (build_dir / stale).unlink(missing_ok=True)
     plan.extract(build_dir)
+    if netlist is not None:
+        netlist = Path(netlist)
+        if not (netlist / "top.json").is_file():
+            raise BuildError(f"no synthesised netlist in {netlist} (top.json)")
+        for name in ("top.json", "top.rpt"):
+            if (netlist / name).resolve() != (build_dir / name).resolve():
+                shutil.copyfile(netlist / name, build_dir / name)
+        env["YOSYS"] = shutil.which("true")          # the build script's synthesis step
 
     with open(build_dir / "build.log", "w") as log:
         proc = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=build_dir, stdout=log,
