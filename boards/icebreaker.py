@@ -17,10 +17,11 @@ from ._common import BoardTop
 __all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "LOADER_BOARD", "TOP", "pll_params", "ICEBreakerTop"]
 
 #: The machine the iCEBreaker carries (a name of ``firmware.machine.CONFIGS``).
-#: No TSP fits the UP5K yet (the smallest set the rules allow packs into 7,814 of
-#: its 5,280 logic cells: ``docs/ARCHITECTURE.md``, "The FPGA sets"), so a build of
-#: core ``tsp`` stops with "design too big"; ``--core loopback`` builds. ``tiny``
-#: stays the set of the simulated board (``--sim``) and of the host link's geometry.
+#: No TSP fits the UP5K yet (the smallest set, ``pico``, with its 8-bit VXM, packs
+#: into 6,198 of its 5,280 logic cells: ``tsp build --board icebreaker --config pico``;
+#: ``docs/ARCHITECTURE.md``, "The FPGA sets"), so a build of core ``tsp`` stops with
+#: "design too big"; ``--core loopback`` builds. ``tiny`` stays the set of the
+#: simulated board (``--sim``) and of the host link's geometry.
 CONFIG = "tiny"
 
 #: The core clock asked of the PLL (the issue's target: at least 24 MHz).

@@ -162,10 +162,15 @@ class Bench:
         return 400 if self.quick else 6000
 
     def _rtl_configs(self):
-        """The sets the RTL columns run on: every set with gateware, in --quick only the
-        smallest (elaborating a bigger one takes a minute before the first cycle)."""
+        """The sets the RTL columns run on: every set with gateware; in --quick only the
+        smallest that the compiler places the first GEMM on (elaborating a bigger one
+        takes a minute before the first cycle; ``pico`` holds no int32 GEMM result)."""
         sets = [c for c in self.configs if c.rtl]
-        return sorted(sets, key=lambda c: c.vl * c.floorplan.width)[:1] if self.quick else sets
+        if not self.quick:
+            return sets
+        by_size = sorted(sets, key=lambda c: c.vl * c.floorplan.width)
+        first = _gemm_shapes(self)[0]
+        return [next((c for c in by_size if self.gemm(c, first)[1] is not None), by_size[0])]
 
     def run_rtl(self, cfg, image, predicted, golden):
         """Run ``image`` on the gateware when it is small enough: ``(engine, result,

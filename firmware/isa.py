@@ -24,7 +24,7 @@ from .machine import SliceKind, Dir
 __all__ = [
     "WORD_BITS", "OPCODE_BITS", "OpInfo", "OPS", "Instr", "Operand", "OperandKind",
     "ErrorFlag", "encode", "decode", "DecodeError", "check", "word_flags", "op_by_mnemonic",
-    "RNE", "requantize", "ICU_OPS",
+    "RNE", "requantize", "ICU_OPS", "vxm_alu_can", "vxm_types", "vxm_set_can",
 ]
 
 
@@ -256,6 +256,18 @@ def vxm_alu_can(config, alu, mnemonic):
     if mnemonic in VXM_MUL_OPS:
         return alu in config.mul_alus
     return True
+
+
+def vxm_types(mnemonic, dtype):
+    """``(input dtype, output dtype)`` of VXM op ``mnemonic`` with dtype bit ``dtype``
+    (0 int8, 1 int32): the conversion ops have fixed types (``VXM_CONVERT``)."""
+    return VXM_CONVERT.get(mnemonic, (dtype, dtype))
+
+
+def vxm_set_can(config, mnemonic, dtype):
+    """Can ``config``'s VXM run ``mnemonic`` on these types at all? Not when an operand
+    or the result is int32 and the set's ALU lanes are 8 bits (``Config.vxm_int32``)."""
+    return config.vxm_int32 or not any(vxm_types(mnemonic, dtype))
 #: Unary VXM ops (b is not read).
 VXM_UNARY = frozenset({"RELU", "NEG", "REQUANT", "WIDEN", "NARROW", "MOV", "LUT", "LUTW"})
 
@@ -441,9 +453,12 @@ def check(instr, queue, config):
         elif m == "TRANS" and arg != 0:
             bad(ErrorFlag.ILLEGAL_INSTR, "TRANS takes no argument")
     elif instr.kind is SliceKind.VXM and not instr.is_icu:
-        dt_in, dt_out = VXM_CONVERT.get(m, (f["dtype"], f["dtype"]))
+        dt_in, dt_out = vxm_types(m, f["dtype"])
         if m not in VXM_TYPED and f["dtype"] != 0:
             bad(ErrorFlag.ILLEGAL_INSTR, f"{m} has fixed types; its dtype bit must be 0")
+        elif not vxm_set_can(config, m, f["dtype"]):
+            bad(ErrorFlag.ILLEGAL_INSTR, f"{m} {'int32' if f['dtype'] else ''}".rstrip()
+                + f": config {config.name!r} has an int8-only VXM (no int32 operands or results)")
         if m in VXM_ALU0_ONLY and queue.alu != 0:
             bad(ErrorFlag.ILLEGAL_INSTR, f"{m} runs on ALU 0 only (it owns the lookup table)")
         elif not vxm_alu_can(config, queue.alu, m):

@@ -84,6 +84,10 @@ class Config:
                          ``None``: every ALU. The FPGA sets give it to few ALUs: a
                          32x33 multiplier with REQUANT's rounding shifter costs more
                          than the rest of an ALU lane (``docs/ARCHITECTURE.md``)
+    ``vxm_int32``        whether the VXM runs int32 (SG4) ops; ``False``: int8 only, an
+                         8-bit ALU lane, and every op with an int32 operand or result
+                         (``dtype`` 1, ``WIDEN``, ``NARROW``, ``REQUANT``) is illegal.
+                         For FPGAs too small for a 32-bit lane (the iCE40 UP5K)
     ``acc_slots``        int32 accumulator vectors held by each MXM
     ``sxm_maps``         permutation maps each SXM holds
     ``queue_depth``      instruction words per queue (instruction memory)
@@ -100,6 +104,7 @@ class Config:
     sxm: tuple = ("W", "E")
     vxm_alus: int = 4
     vxm_mul_alus: tuple = None
+    vxm_int32: bool = True
     acc_slots: int = 256
     sxm_maps: int = 4
     queue_depth: int = 256
@@ -125,6 +130,7 @@ class Config:
              "MEM addresses are 13 bits: at most 4096 words per bank")
         need(self.bank_words & (self.bank_words - 1) == 0, "bank_words", "must be a power of two")
         need(isinstance(self.ecc, bool), "ecc", "must be True or False")
+        need(isinstance(self.vxm_int32, bool), "vxm_int32", "must be True or False")
         need(self.vl <= 512, "lanes", "at most 512 lanes in all (9-bit lane fields)")
         need(self.vxm_alus <= 16, "vxm_alus", "at most 16 ALUs per lane (4-bit ALU fields)")
         need(self.vxm_mul_alus is None or (
@@ -311,6 +317,14 @@ CONFIGS = {
         Config("tiny", tiles=2, lanes=2, streams=4, mem_slices=2, bank_words=256,
                mxm=("E",), sxm=("E",), vxm_alus=2, acc_slots=16, sxm_maps=2,
                queue_depth=128),
+        # The smallest set: what the iCEBreaker's iCE40 UP5K (5,280 logic cells) is
+        # being brought down to. One lane per tile, one MEM slice a side, no SXM, one
+        # VXM ALU without a multiplier and 8 bits wide (no int32 ops: the 32-bit lane
+        # was 1,463 of the 7,925 logic cells), two accumulator slots, no ECC. It does
+        # not fit yet (docs/ARCHITECTURE.md, "The FPGA sets").
+        Config("pico", tiles=2, lanes=1, streams=4, mem_slices=1, bank_words=256,
+               mxm=("E",), sxm=(), vxm_alus=1, vxm_mul_alus=(), vxm_int32=False,
+               acc_slots=2, sxm_maps=1, queue_depth=256, ecc=False),
         # The ULX3S-85F (ECP5-85F). Measured, not guessed (docs/ARCHITECTURE.md,
         # "The FPGA sets"): at 4 x 4 lanes the VXM alone synthesised to 144k LUT4
         # and the 16x16 MXM to 256 multipliers, against the part's 84k LUT4 and

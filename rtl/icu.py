@@ -19,7 +19,7 @@ from amaranth.lib import data, wiring, memory
 from amaranth.lib.wiring import In, Out
 
 from firmware.isa import (OPS, WORD_BITS, ErrorFlag, ERROR_BITS, OperandKind, VXM_TYPED,
-                          VXM_CONVERT, VXM_UNARY, vxm_alu_can, word_flags)
+                          VXM_UNARY, vxm_alu_can, vxm_types, word_flags)
 from firmware.machine import SliceKind
 
 from .isa import fields, opcode, op_code, op_layout, issue_layout
@@ -262,9 +262,11 @@ class LegalityCheck(wiring.Component):
     def _vxm(self, p, mnemonic, f):
         c = self._config
         typed = mnemonic in VXM_TYPED
-        dt_in, dt_out = VXM_CONVERT.get(mnemonic, (f.dtype, f.dtype))
+        dt_in, dt_out = vxm_types(mnemonic, f.dtype)
         if not typed:
             p.bad(ErrorFlag.ILLEGAL_INSTR, f.dtype != 0)
+        if not c.vxm_int32:                     # an int8-only VXM (isa.vxm_set_can)
+            p.bad(ErrorFlag.ILLEGAL_INSTR, f.dtype if typed else Const(int(dt_in or dt_out)))
         if not vxm_alu_can(c, self._queue.alu, mnemonic):
             p.bad(ErrorFlag.ILLEGAL_INSTR, Const(1))
         srcs = ["a"]

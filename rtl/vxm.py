@@ -10,7 +10,8 @@ Every ALU of every lane runs the same three-stage pipeline, which is where
 
 Operands are normalised in stage 0: an int8 operand is sign-extended to 32
 bits, so stage 1 works on one 32-bit datapath for both dtypes and stage 2
-reduces to the output width. ``MUL``, ``MULS`` and ``REQUANT`` share one
+reduces to the output width. A set without int32 ops (``Config.vxm_int32``
+false) has the same pipeline 8 bits wide. ``MUL``, ``MULS`` and ``REQUANT`` share one
 registered ``32 x 33`` signed multiplier per ALU lane (``REQUANT`` multiplies by
 its unsigned 24-bit ``mult``), with registered operands so that Yosys can map
 it to DSP blocks; REQUANT's rounding needs the full product, which is why the
@@ -74,11 +75,14 @@ _S1_CTL = data.StructLayout({
     "min": 1, "max": 1, "select": 1, "relu": 1, "cmpgt": 1, "cmpeq": 1,
     "res": 3,               # which unit's result stage 1 keeps (``_RES``)
 })
-_S1_LANE = data.StructLayout({
-    "a": signed(32),
-    "b": signed(33),        # operand b, or REQUANT's unsigned mult (the multiplier's 2nd input)
-    "c_nz": 1,              # SELECT's condition: c != 0
-})
+def _s1_lane(width):
+    """Stage 1's operands of one lane, for an ALU lane ``width`` bits wide."""
+    return data.StructLayout({
+        "a": signed(width),
+        # operand b, or REQUANT's unsigned mult (the multiplier's 2nd input: 33 bits)
+        "b": signed(width + 1 if width == 32 else width),
+        "c_nz": 1,              # SELECT's condition: c != 0
+    })
 _S2_CTL = data.StructLayout({
     "write": 1,             # R takes the result (every op but LUTW)
     "use_prod": 1, "sat": 1, "requant": 1, "lut": 1, "out32": 1,
@@ -96,8 +100,9 @@ _RES_OF = {"ADD": "sum", "ADDS": "sum", "SUB": "sum", "SUBS": "sum", "NEG": "sum
 _SATURATING = ("ADDS", "SUBS", "MULS", "NEG", "NARROW")
 
 
-def _clamp(m, value, out32, name):
-    """``value`` clamped to the signed 8- or 32-bit range, as a signed 32-bit value.
+def _clamp(m, value, out32, name, width=32):
+    """``value`` clamped to the signed 8- or 32-bit range, as a signed ``width``-bit
+    value (a lane of ``width`` 8 has no 32-bit range: ``out32`` is not read).
 
     A value fits ``w`` bits when its bits from ``w - 1`` up are all equal (no
     comparators: an AND and an OR of the high bits)."""
@@ -105,14 +110,20 @@ def _clamp(m, value, out32, name):
         high = value[w - 1:]
         return (high == 0) | (high == (1 << len(high)) - 1)
     ok = Signal(name=f"{name}_ok")
-    m.d.comb += ok.eq(Mux(out32, fits(32), fits(8)))
     neg = value[-1]
-    limit = Mux(out32, Mux(neg, -(1 << 31), (1 << 31) - 1), Mux(neg, -128, 127))
-    return Mux(ok, value[:32].as_signed(), limit)
+    if width == 8:
+        m.d.comb += ok.eq(fits(8))
+        limit = Mux(neg, -128, 127)
+    else:
+        m.d.comb += ok.eq(Mux(out32, fits(32), fits(8)))
+        limit = Mux(out32, Mux(neg, -(1 << 31), (1 << 31) - 1), Mux(neg, -128, 127))
+    return Mux(ok, value[:width].as_signed(), limit)
 
 
-def _wrap(value, out32):
-    """The low 8 or 32 bits of ``value``, sign-extended to 32 bits."""
+def _wrap(value, out32, width=32):
+    """The low 8 or 32 bits of ``value``, sign-extended to ``width`` bits."""
+    if width == 8:
+        return value[:8].as_signed()
     return Mux(out32, value[:32].as_signed(), value[:8].as_signed())
 
 
@@ -219,13 +230,18 @@ class VxmSlice(wiring.Component):
     def config(self):
         return self._config
 
+    @property
+    def _width(self):
+        """Bits of an ALU lane's datapath: 32, or 8 on a set without int32 ops."""
+        return 32 if self._config.vxm_int32 else 8
+
     def elaborate(self, platform):
         c = self._config
         assert c.latency.vxm == 3, "the VXM pipeline has 3 stages (Latencies.vxm)"
         m = Module()
         conflicts = []
         for k in range(c.tiles):
-            R = [[Signal(signed(32), name=f"t{k}_alu{a}_r{j}") for j in range(c.lanes)]
+            R = [[Signal(signed(self._width), name=f"t{k}_alu{a}_r{j}") for j in range(c.lanes)]
                  for a in range(c.vxm_alus)]
             groups = self._groups(m, k)
             nonzero = self._nonzero(m, k, groups, R)
@@ -283,7 +299,8 @@ class VxmSlice(wiring.Component):
         c = self._config
         name = f"t{k}_alu{alu}"
         s1 = Signal(_S1_CTL, name=f"{name}_s1")
-        s1_lanes = [Signal(_S1_LANE, name=f"{name}_s1_l{j}") for j in range(c.lanes)]
+        W = self._width
+        s1_lanes = [Signal(_s1_lane(W), name=f"{name}_s1_l{j}") for j in range(c.lanes)]
         self._stage0(m, k, alu, R, groups, nonzero, s1, s1_lanes)
 
         s2 = Signal(_S2_CTL, name=f"{name}_s2")
@@ -298,20 +315,20 @@ class VxmSlice(wiring.Component):
         ]
         has_mul = alu in c.mul_alus
         for j, lane in enumerate(s1_lanes):
-            val = Signal(signed(34), name=f"{name}_s2_val{j}")
+            val = Signal(signed(W + 2), name=f"{name}_s2_val{j}")
             m.d.sync += val.eq(self._compute(m, s1, lane, f"{name}_val{j}"))
-            result = Signal(signed(32), name=f"{name}_res{j}")
+            result = Signal(signed(W), name=f"{name}_res{j}")
             if has_mul:
-                prod = Signal(signed(65), name=f"{name}_s2_prod{j}")
+                prod = Signal(signed(len(lane.a) + len(lane.b)), name=f"{name}_s2_prod{j}")
                 m.d.sync += prod.eq(lane.a * lane.b)
                 wide = Mux(s2.use_prod, prod, val)
             else:
                 wide = val
-            fitted = Mux(s2.sat, _clamp(m, wide, s2.out32, f"{name}_sat{j}"),
-                         _wrap(wide, s2.out32))
+            fitted = Mux(s2.sat, _clamp(m, wide, s2.out32, f"{name}_sat{j}", W),
+                         _wrap(wide, s2.out32, W))
             if table is not None:
                 fitted = Mux(s2.lut, table[j].as_signed(), fitted)
-            if has_mul:
+            if has_mul and W == 32:             # REQUANT reads int32
                 rounded = requant_round(m, prod, s2.shift[_REQUANT_FINE:], s2.zp, s2.zr,
                                         f"{name}_rq{j}")
                 fitted = Mux(s2.requant, rounded, fitted)
@@ -332,12 +349,16 @@ class VxmSlice(wiring.Component):
 
         in32 = Signal(name=f"{name}_in32")
         out32 = Signal(name=f"{name}_out32")
-        with m.Switch(op):
-            for mnemonic, (dt_in, dt_out) in VXM_CONVERT.items():
-                with m.Case(_code(mnemonic)):
-                    m.d.comb += [in32.eq(dt_in), out32.eq(dt_out)]
-            with m.Default():
-                m.d.comb += [in32.eq(head.dtype), out32.eq(head.dtype)]
+        if not c.vxm_int32:
+            # int8 only: no legal word has an int32 operand or result (LegalityCheck)
+            m.d.comb += [in32.eq(0), out32.eq(0)]
+        else:
+            with m.Switch(op):
+                for mnemonic, (dt_in, dt_out) in VXM_CONVERT.items():
+                    with m.Case(_code(mnemonic)):
+                        m.d.comb += [in32.eq(dt_in), out32.eq(dt_out)]
+                with m.Default():
+                    m.d.comb += [in32.eq(head.dtype), out32.eq(head.dtype)]
 
         m.d.sync += [
             s1.valid.eq(issue.valid),
@@ -374,7 +395,7 @@ class VxmSlice(wiring.Component):
             m.d.sync += [
                 lane.a.eq(a),
                 lane.b.eq(Mux(is_requant, requant_scale(rq.mult, rq.shift), b)
-                          if alu in c.mul_alus else b),
+                          if alu in c.mul_alus and c.vxm_int32 else b),
                 lane.c_nz.eq(self._condition(m, nonzero[j], c_raw, in32, f"{name}_l{j}_c")),
             ]
 
@@ -401,7 +422,7 @@ class VxmSlice(wiring.Component):
                 m.d.comb += [value32.eq(chain), byte.eq(chain[:8])]
             with m.Case(OperandKind.IMM):
                 m.d.comb += [value32.eq(imm), byte.eq(imm[:8])]
-        value = Signal(signed(32), name=name)
+        value = Signal(signed(self._width), name=name)
         m.d.comb += value.eq(Mux(in32, value32.as_signed(), byte.as_signed()))
         return value
 
@@ -449,35 +470,36 @@ class VxmSlice(wiring.Component):
         logic unit, and a pick of ``a``, ``b`` or zero (MIN, MAX, SELECT, RELU,
         MOV, WIDEN, NARROW). The ``s1`` controls say which unit's result counts.
         """
-        a, b = lane.a, lane.b[:32].as_signed()
+        W = self._width
+        a, b = lane.a, lane.b[:W].as_signed()
         # The adder: x + y + 0, or x + ~y + 1 = x - y, with the carry-in folded into
         # one adder: (2x + cin) + (2y' + cin) = 2 (x + y' + cin) + ...
-        x = Signal(signed(34), name=f"{name}_x")
-        y = Signal(signed(34), name=f"{name}_y")
+        x = Signal(signed(W + 2), name=f"{name}_x")
+        y = Signal(signed(W + 2), name=f"{name}_y")
         m.d.comb += [
             x.eq(Mux(s1.neg, 0, a)),
             y.eq(Mux(s1.sub, ~Mux(s1.neg, a, b), b)),
         ]
-        wide = Signal(signed(35), name=f"{name}_sum2")
+        wide = Signal(signed(W + 3), name=f"{name}_sum2")
         m.d.comb += wide.eq(Cat(s1.sub, x).as_signed() + Cat(s1.sub, y).as_signed())
         total = wide[1:].as_signed()
-        lt = total[33]                                  # a - b < 0 (exact in 34 bits)
+        lt = total[W + 1]                               # a - b < 0 (exact in W + 2 bits)
         eq = Signal(name=f"{name}_eq")                  # a - b == 0 (CMPEQ subtracts too)
         m.d.comb += eq.eq(total == 0)
         # The shifter: b mod width; SHL = reverse, shift right with zeros, reverse.
-        amount = Mux(s1.out32, b[:5], b[:3])
-        rev_a = Cat(*reversed([a[i] for i in range(32)]))
+        amount = Mux(s1.out32, b[:5], b[:3]) if W == 32 else b[:3]
+        rev_a = Cat(*reversed([a[i] for i in range(W)]))
         src = Mux(s1.shl, rev_a, a)
-        fill = ~s1.shl & a[31]
-        shifted = Signal(32, name=f"{name}_shr")
-        m.d.comb += shifted.eq((Cat(src, fill.replicate(32)) >> amount)[:32])
-        shift = Mux(s1.shl, Cat(*reversed([shifted[i] for i in range(32)])), shifted)
+        fill = ~s1.shl & a[W - 1]
+        shifted = Signal(W, name=f"{name}_shr")
+        m.d.comb += shifted.eq((Cat(src, fill.replicate(W)) >> amount)[:W])
+        shift = Mux(s1.shl, Cat(*reversed([shifted[i] for i in range(W)])), shifted)
         logic = Mux(s1.logic == 0, a & b, Mux(s1.logic == 1, a | b, a ^ b))
         pick_b = (s1.min & ~lt) | (s1.max & lt) | (s1.select & ~lane.c_nz)
-        zero = s1.relu & a[31]
+        zero = s1.relu & a[W - 1]
         pick = Mux(zero, 0, Mux(pick_b, b, a))
         cmp = Mux((s1.cmpgt & ~lt & ~eq) | (s1.cmpeq & eq), -1, 0)
-        val = Signal(signed(34), name=name)
+        val = Signal(signed(W + 2), name=name)
         with m.Switch(s1.res):
             with m.Case(_RES["sum"]):
                 m.d.comb += val.eq(total)
@@ -532,6 +554,7 @@ class VxmSlice(wiring.Component):
             for i in range(4):
                 sig = Signal(8 * c.lanes, name=f"t{k}_alu{a}_byte{i}")
                 m.d.comb += sig.eq(Cat(*(Mux(e.out32, bytes_of(R[a][j], 4)[i], R[a][j][:8])
+                                         if self._width == 32 else R[a][j][:8]
                                          for j in range(c.lanes))))
                 per_pos.append(sig)
             driven.append(per_pos)

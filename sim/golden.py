@@ -326,7 +326,7 @@ class _VxmUnit(_Unit):
 
     def issue(self, ins, queue, t):
         f, m = ins.fields, ins.mnemonic
-        dt_in, dt_out = isa.VXM_CONVERT.get(m, (f["dtype"], f["dtype"]))
+        dt_in, dt_out = isa.vxm_types(m, f["dtype"])
         w_in, w_out = DTYPE_BITS[dt_in], DTYPE_BITS[dt_out]
         a = self.operand(f["a"], w_in, ins, t)
         if m == "LUTW":

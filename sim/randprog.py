@@ -42,8 +42,8 @@ the end of memory), to test that both engines stop the same way.
 import numpy as np
 
 from firmware.image import ProgramImage
-from firmware.isa import (Instr, OPS, VXM_CONVERT, VXM_TYPED, VXM_ALU0_ONLY, VXM_UNARY, check,
-                          decode, encode)
+from firmware.isa import (Instr, OPS, VXM_TYPED, VXM_ALU0_ONLY, VXM_UNARY, check,
+                          decode, encode, vxm_set_can, vxm_types)
 from firmware.machine import Dir, SliceKind
 
 
@@ -128,9 +128,10 @@ class _Gen:
         ops = [m for m in OPS[SliceKind.VXM] if m not in ("HALT", "NOP", "REPEAT", "NOTIFY", "SYNC")]
         if alu != 0:
             ops = [m for m in ops if m not in VXM_ALU0_ONLY]
+        ops = [m for m in ops if vxm_set_can(self.c, m, 0)]     # int8-only sets
         m = self.pick(ops)
-        dtype = self.int(0, 1) if m in VXM_TYPED else 0
-        dt_in, dt_out = VXM_CONVERT.get(m, (dtype, dtype))
+        dtype = self.int(0, 1) if m in VXM_TYPED and self.c.vxm_int32 else 0
+        dt_in, dt_out = vxm_types(m, dtype)
         no_imm = m in ("SELECT", "REQUANT", "LUTW")
         f = {"dtype": dtype, "a": self.operand(dt_in, not no_imm)}
         if m not in VXM_UNARY:
@@ -160,7 +161,8 @@ class _Gen:
 
     def mxm(self, n, stride):
         """An MXM instruction whose REPEAT walk (``n`` steps of ``stride``) stays in range;
-        ``stride`` is dropped to 0 where the weight columns are too few for it."""
+        ``stride`` is dropped to 0 where the weight columns or accumulator slots are too
+        few for it."""
         c, S = self.c, self.c.streams
         m = self.pick(["LW", "LW", "IW", "ABC", "ABC", "ABC", "ACC"])
         if m == "IW":
@@ -174,6 +176,8 @@ class _Gen:
             return Instr(SliceKind.MXM, "LW", {"dir": self.int(0, 1),
                                                "stream": self.int(0, S - count),
                                                "count": count - 1, "col": col}), stride
+        if n * abs(stride) > c.acc_slots - 1:
+            stride = 0
         span = n * abs(stride)
         slot = self.int(span if stride < 0 else 0, c.acc_slots - 1 - (span if stride > 0 else 0))
         if m == "ACC":      # never the fused emissions' direction: no collisions
@@ -271,6 +275,8 @@ class _Gen:
         # activations: m vectors, multiplied into one slot (acc) or walking the slots
         m = self.int(1, 4)
         stride = self.int(0, 1)
+        if (m - 1) * stride > c.acc_slots - 1:          # more vectors than slots to walk
+            stride = 0
         slot = self.int(0, c.acc_slots - 1 - (m - 1) * stride)
         sx = self.int(0, S - 1)
         ta = max(cursor[mem.name], ti - h) + self.int(0, 2)

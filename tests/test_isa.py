@@ -268,6 +268,27 @@ def test_multiplying_ops_only_on_alus_with_a_multiplier(config, mnemonic):
             assert "multiplier" in problems[0][1] and "[1]" in problems[0][1]
 
 
+@pytest.mark.parametrize("mnemonic, dtype, legal", [
+    ("ADD", 0, True), ("SHRA", 0, True), ("LUT", 0, True), ("SELECT", 0, True),
+    ("ADD", 1, False), ("MOV", 1, False), ("CMPGT", 1, False),
+    ("WIDEN", 0, False), ("NARROW", 0, False), ("REQUANT", 0, False),
+])
+def test_an_int8_only_vxm_refuses_int32(mnemonic, dtype, legal):
+    """``Config.vxm_int32 = False`` (``pico``): an int32 operand or result is illegal, with
+    a reason naming the set; ``tiny`` runs the same words."""
+    pico, tiny = CONFIGS["pico"], CONFIGS["tiny"]
+    assert not pico.vxm_int32 and tiny.vxm_int32
+    fields = {"dtype": dtype, **({"shift": 1} if mnemonic == "REQUANT" else {})}
+    ins = full_instr(SliceKind.VXM, mnemonic, fields)
+    assert check(ins, tiny.floorplan.queue("VXM0"), tiny) == []
+    problems = check(ins, pico.floorplan.queue("VXM0"), pico)
+    if legal:
+        assert problems == []
+    else:
+        assert problems and {f for f, _ in problems} == {ErrorFlag.ILLEGAL_INSTR}
+        assert "int8-only" in problems[0][1] and "'pico'" in problems[0][1], problems
+
+
 def test_check_cases_cover_every_rule_both_ways():
     triggering = {rule for rule, *_, flag in CHECK_CASES if flag is not None}
     rules = {rule for rule, *_ in CHECK_CASES}

@@ -54,12 +54,12 @@ def test_kernel_amaranth(kernel):
     assert_same(run_image_amaranth(image), run_image(image), kernel.name)
 
 
-@pytest.mark.parametrize("config", ["tiny", "ulx3s"])
+@pytest.mark.parametrize("config", ["tiny", "ulx3s", "pico"])
 @pytest.mark.parametrize("errors", [False, True], ids=["valid", "faulty"])
 def test_random_programs_amaranth(config, errors):
     from sim.amaranth_run import run_image_amaranth
     c = get_config(config)
-    seeds = range(1000, 1000 + _count(4 if config == "tiny" else 1))
+    seeds = range(1000, 1000 + _count(1 if config == "ulx3s" else 4))
     from sim.rtl_runner import first_divergence
     for seed in seeds:
         image = random_program(c, seed, errors=errors)

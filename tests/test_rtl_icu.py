@@ -55,7 +55,7 @@ def queue_params():
 
 
 def _queue_params():
-    for cname in ("tiny", "ulx3s"):
+    for cname in ("tiny", "ulx3s", "pico"):
         c = get_config(cname)
         seen = set()
         for q in c.floorplan.queues:

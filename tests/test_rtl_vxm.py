@@ -10,6 +10,8 @@ from rtl_slice_harness import run_slice
 
 
 CONFIGS = ["tiny", "ulx3s"]
+#: With ``pico``, whose ALU lane is 8 bits wide (no int32 ops) and has no multiplier.
+INT8_CONFIGS = CONFIGS + ["pico"]
 LAT = get_config("tiny").latency.vxm
 
 
@@ -131,35 +133,37 @@ def lanes(rng, w, vl, edges=()):
     return np.array((vals + list(rand))[:vl], dtype=np.int64)
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", INT8_CONFIGS)
 def test_edge_table(name):
-    """Every row of ``EDGES``, one per cycle on the first ALU that can run it,
-    operands from E and W streams."""
+    """Every row of ``EDGES`` the set can run, one per cycle on the first ALU that
+    can run it, operands from E and W streams."""
     b = Bench(name)
-    for t, (op, w, x, y, _) in enumerate(EDGES):
+    edges = [e for e in EDGES if able(b.c, e[0]) and (e[1] == 8 or b.c.vxm_int32)]
+    assert len(edges) >= 10
+    for t, (op, w, x, y, _) in enumerate(edges):
         dt = int(w == 32)
         b.put(t, "E", 0, [x] * b.c.vl, w)
         b.put(t, "W", 0, [y] * b.c.vl, w)
         b.issue(t, able(b.c, op)[0], vxm(op, dt, E(0), W(0), dst=("E", 0)))
-    tr = b.run(len(EDGES) + LAT)
-    for t, (op, w, x, y, want) in enumerate(EDGES):
+    tr = b.run(len(edges) + LAT)
+    for t, (op, w, x, y, want) in enumerate(edges):
         got = result(tr, t + LAT, "E", 0, w)
         assert got is not None and (got == want).all(), (op, w, x, y, got, want)
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-@pytest.mark.parametrize("w", [8, 32])
+@pytest.mark.parametrize("name, w", [(n, w) for n in INT8_CONFIGS for w in (8, 32)
+                                     if w == 8 or get_config(n).vxm_int32])
 def test_random_ops(name, w):
-    """Every typed op on random lanes (plus extremes) against ``ref``; the ops run on
-    ALUs that can run them in turn, emitting east and west; ``b`` shifts are in range
-    and beyond."""
+    """Every typed op the set has on random lanes (plus extremes) against ``ref``; the
+    ops run on ALUs that can run them in turn, emitting east and west; ``b`` shifts
+    are in range and beyond."""
     b = Bench(name)
     c = b.c
     rng = np.random.default_rng(w)
     dt = int(w == 32)
     g = 4 if dt else 1                                       # streams per operand
     cases = []
-    for t, op in enumerate(BINARY + UNARY):
+    for t, op in enumerate(op for op in BINARY + UNARY if able(c, op)):
         x = lanes(rng, w, c.vl)
         y = lanes(rng, w, c.vl, edges=[1, -1] if op in ("ADDS", "SUBS", "MULS") else ())
         if op in ("SHRA", "SHL"):
@@ -336,7 +340,7 @@ def test_requant_near_the_int8_range(name):
     assert inside > len(cases) * c.vl // 4             # most results are not clamped
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", INT8_CONFIGS)
 def test_lut(name):
     """Host-written table entries, LUT through them, LUTW of one index visible to a LUT
     issued one cycle later but not to one issued before it; LUT on ALU 0."""

@@ -16,7 +16,7 @@ Besides that it refuses two emissions on one hop in one cycle
 out of range) and queue programs longer than the instruction memory.
 """
 
-from ..isa import Operand, OperandKind, VXM_CONVERT, VXM_UNARY, check
+from ..isa import Operand, OperandKind, VXM_UNARY, check, vxm_types
 from ..machine import Dir, SliceKind
 from .schedule import Part
 
@@ -32,7 +32,7 @@ _DIRS = (Dir.E, Dir.W)      # by the 1-bit direction field
 
 
 def _vxm_effects(f, mnemonic, lat):
-    dt_in, dt_out = VXM_CONVERT.get(mnemonic, (f["dtype"], f["dtype"]))
+    dt_in, dt_out = vxm_types(mnemonic, f["dtype"])
     srcs = ["a"] + ([] if mnemonic in VXM_UNARY else ["b"]) + (["c"] if mnemonic == "SELECT" else [])
     reads = []
     for name in srcs:
