@@ -374,6 +374,14 @@ def test_check_rules_become_errors(queue, lines, instr):
     assert len(e.errors) == 1
 
 
+def test_int32_on_an_int8_only_vxm_is_an_error():
+    """``pico``'s VXM is 8 bits wide: the assembler names the line, the op and the set."""
+    e = asm_error(".config pico\n.queue VXM0\nADD E0, E1 -> E2\nADD.i32 E0, E0 -> E0\n"
+                  "WIDEN E1 -> E0\n")
+    assert [(x.line, x.instr) for x in e.errors] == [(4, "ADD"), (5, "WIDEN")]
+    assert all("int8-only" in x.reason and "'pico'" in x.reason for x in e.errors)
+
+
 def test_all_errors_are_collected():
     e = asm_error(".config tiny\n.queue MEM_E0\nREAD 0 -> E9\nNOP 0\n.frob\nREAD 1 -> E1\n"
                   "WRITE E0 -> -1\n")
