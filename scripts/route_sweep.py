@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/route_sweep.py [--board ulx3s] [--freq MHZ]
         [--nextpnr-opts OPTS] [--seeds 1-8] [--patience 20] [--max-minutes 60]
-        [--out build/sweep] [--json FILE]
+        [--out build/sweep] [--json FILE] [--netlist DIR]
 
 A change to the TSP's netlist moves nextpnr's placement, and whether router2 then
 clears its last overused wire is, on this design, closer to a draw than to a margin
@@ -15,7 +15,9 @@ for ``--patience`` iterations, or the run has taken ``--max-minutes``. The sweep
 at the first seed that routes and meets the clock, and prints (and with ``--json``
 writes) one row per seed: the placer's Fmax estimate, the lowest overuse and its
 iteration, and how the run ended. One build at a time: YoWASP's nextpnr uses one
-core, so two sweeps (say, of two clocks) can run side by side on a two-core machine.
+core, so two sweeps can run side by side on a two-core machine (two seed ranges of one
+netlist: ``--netlist`` names the folder of a run that synthesised it, the design and
+clock being the same).
 """
 
 import argparse
@@ -145,6 +147,8 @@ def main(argv=None):
     ap.add_argument("--max-minutes", type=float, default=60, help="per seed")
     ap.add_argument("--out", help="folder of the runs (default: build/sweep-<board>)")
     ap.add_argument("--json", help="write the rows here as well")
+    ap.add_argument("--netlist", help="a run folder whose top.json (the same design and "
+                                      "clock) every seed places, instead of synthesising")
     args = ap.parse_args(argv)
     try:
         seeds = parse_seeds(args.seeds)
@@ -159,7 +163,10 @@ def main(argv=None):
     def say(text):
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
-    rows, netlist = [], None
+    netlist = Path(args.netlist) if args.netlist else None
+    if netlist is not None and not (netlist / "top.json").is_file():
+        ap.error(f"--netlist: no top.json in {netlist}")
+    rows = []
     for seed in seeds:
         run_dir = out / f"seed{seed}"
         say(f"seed {seed}: {'place and route ' + str(netlist / 'top.json') if netlist else 'synthesise, place and route'} in {run_dir}")

@@ -102,3 +102,15 @@ def test_sweep_without_a_route_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "build", FakeBuild({1: [50, 60, 70, 80], 2: [40, 3, 1]}))
     code = sweep.main(["--seeds", "1-2", "--patience", "2", "--out", str(tmp_path)])
     assert code == 1
+
+
+def test_sweep_places_a_given_netlist(tmp_path, monkeypatch):
+    fake = FakeBuild({7: [9, 0]})
+    monkeypatch.setattr(sweep, "build", fake)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "top.json").write_text("{}")
+    assert sweep.main(["--seeds", "7", "--netlist", str(tmp_path / "old"),
+                       "--out", str(tmp_path / "sw")]) == 0
+    assert fake.calls == [(str(tmp_path / "sw" / "seed7"), "--seed 7", str(tmp_path / "old"))]
+    with pytest.raises(SystemExit):
+        sweep.main(["--netlist", str(tmp_path / "nothing")])
