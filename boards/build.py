@@ -29,6 +29,7 @@ from . import BOARDS, check_core
 __all__ = ["PHASES", "BuildError", "BuildReport", "board_module", "bitstream_name",
            "yowasp_env",
            "build", "critical_path", "parse_yosys_stat", "nextpnr_failure", "NOT_FINISHED",
+           "router_progress",
            "synth_commands"]
 
 #: Phases of a build, in order, as the progress shows them.
@@ -180,6 +181,12 @@ def _tail(path, size=1 << 16):
 
 
 _YOSYS_PASS = re.compile(r"^([\d.]+)\. Executing (\S+)", re.M)
+_ROUTER2_ITER = re.compile(r"^Info:\s+iter=(\d+)\s+wires=\d+\s+overused=(\d+)", re.M)
+
+
+def router_progress(log):
+    """``[(iteration, overused wires), ...]`` of nextpnr's router2 in log text ``log``."""
+    return [(int(i), int(n)) for i, n in _ROUTER2_ITER.findall(log)]
 
 
 def _phase(build_dir):
@@ -191,7 +198,9 @@ def _phase(build_dir):
     if "Program finished normally" in nextpnr:
         return "pack", ""
     if re.search(r"Info: Routing|Running router", nextpnr):
-        return "route", ""
+        steps = router_progress(nextpnr)
+        return "route", (f"router2 iteration {steps[-1][0]}: {steps[-1][1]} overused wires"
+                         if steps else "")
     return "place", ""
 
 

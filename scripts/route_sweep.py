@@ -31,16 +31,10 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from boards import BOARDS  # noqa: E402
-from boards.build import BuildError, board_module, build  # noqa: E402
+from boards.build import BuildError, board_module, build, router_progress  # noqa: E402
 
 
-_ITER = re.compile(r"^Info:\s+iter=(\d+)\s+wires=\d+\s+overused=(\d+)", re.M)
 _ESTIMATE = re.compile(r"^Info: Max frequency for clock '[^']*': ([\d.]+) MHz", re.M)
-
-
-def router_progress(log):
-    """``[(iteration, overused wires), ...]`` of router2 in nextpnr log text."""
-    return [(int(i), int(n)) for i, n in _ITER.findall(log)]
 
 
 def placement_estimate(log):

@@ -345,6 +345,22 @@ def test_phase_clock_records_phases_passed_between_samples():
                     ("pack", 9.5), ("done", 9.5)]
 
 
+def test_build_phase_from_the_logs_shows_router2(tmp_path):
+    from boards.build import _phase
+    (tmp_path / "top.rpt").write_text("12.3. Executing ABC9 pass.\n")
+    assert _phase(tmp_path) == ("synth", "abc9")
+    tim = tmp_path / "top.tim"
+    tim.write_text("Info: Placed 100 cells\nInfo: iter=3 steplen=1.9 a=2.7\n")
+    assert _phase(tmp_path) == ("place", "")
+    tim.write_text(tim.read_text() + "Info: Running router2...\n")
+    assert _phase(tmp_path) == ("route", "")
+    tim.write_text(tim.read_text() + "Info:     iter=1 wires=97 overused=812 overuse=900 archfail=NA\n"
+                   "Info:     iter=2 wires=98 overused=40 overuse=41 archfail=NA\n")
+    assert _phase(tmp_path) == ("route", "router2 iteration 2: 40 overused wires")
+    tim.write_text(tim.read_text() + "Info: Program finished normally.\n")
+    assert _phase(tmp_path) == ("pack", "")
+
+
 def test_phase_clock_of_a_failed_build_stops_where_it_failed():
     t = iter([0.0, 2.0, 7.0])
     seen = []
