@@ -18,7 +18,7 @@ __all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "LOADER_BOARD", "TOP", "pll_para
 
 #: The machine the iCEBreaker carries (a name of ``firmware.machine.CONFIGS``).
 #: No TSP fits the UP5K yet (the smallest set, ``pico``, with its 8-bit VXM, packs
-#: into 6,198 of its 5,280 logic cells: ``tsp build --board icebreaker --config pico``;
+#: into 5,979 of its 5,280 logic cells: ``tsp build --board icebreaker --config pico``;
 #: ``docs/ARCHITECTURE.md``, "The FPGA sets"), so a build of core ``tsp`` stops with
 #: "design too big"; ``--core loopback`` builds. ``tiny`` stays the set of the
 #: simulated board (``--sim``) and of the host link's geometry.

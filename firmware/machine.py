@@ -320,11 +320,11 @@ CONFIGS = {
         # The smallest set: what the iCEBreaker's iCE40 UP5K (5,280 logic cells) is
         # being brought down to. One lane per tile, one MEM slice a side, no SXM, one
         # VXM ALU without a multiplier and 8 bits wide (no int32 ops: the 32-bit lane
-        # was 1,463 of the 7,925 logic cells), two accumulator slots, no ECC. It does
+        # was 1,463 of the 7,925 logic cells), one accumulator slot, no ECC. It does
         # not fit yet (docs/ARCHITECTURE.md, "The FPGA sets").
         Config("pico", tiles=2, lanes=1, streams=4, mem_slices=1, bank_words=256,
                mxm=("E",), sxm=(), vxm_alus=1, vxm_mul_alus=(), vxm_int32=False,
-               acc_slots=2, sxm_maps=1, queue_depth=256, ecc=False),
+               acc_slots=1, sxm_maps=1, queue_depth=256, ecc=False),
         # The ULX3S-85F (ECP5-85F). Measured, not guessed (docs/ARCHITECTURE.md,
         # "The FPGA sets"): at 4 x 4 lanes the VXM alone synthesised to 144k LUT4
         # and the 16x16 MXM to 256 multipliers, against the part's 84k LUT4 and
