@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -370,15 +371,16 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
         env["YOSYS"] = shutil.which("true")          # the build script's synthesis step
 
     with open(build_dir / "build.log", "w") as log:
+        # its own process group: stopping the build stops the tools the script runs too
         proc = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=build_dir, stdout=log,
-                                stderr=subprocess.STDOUT, env={**os.environ, **env})
+                                stderr=subprocess.STDOUT, env={**os.environ, **env},
+                                start_new_session=True)
         try:
             while proc.poll() is None:
                 enter(*_phase(build_dir))
                 time.sleep(0.5)
         except BaseException:
-            proc.terminate()
-            proc.wait()
+            _stop_group(proc)
             raise
     if proc.returncode == 0:
         enter("done")
@@ -407,6 +409,28 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
                          f"{report.fmax_mhz:.2f} MHz, target {report.target_mhz:.2f} MHz",
                          report=report)
     return report
+
+
+def _stop_group(proc, grace_s=5.0):
+    """Stop ``proc`` and every process of its group (the build script and the tool it
+    runs, which outlives a script that is only terminated): SIGTERM, then SIGKILL to
+    whatever is left after ``grace_s``."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while True:
+        proc.poll()                                 # reap the script itself
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            deadline = float("inf")
+        time.sleep(0.05)
+    proc.wait()
 
 
 def critical_path(pnr):

@@ -361,6 +361,26 @@ def test_build_phase_from_the_logs_shows_router2(tmp_path):
     assert _phase(tmp_path) == ("pack", "")
 
 
+def test_a_stopped_build_stops_the_tools_too():
+    """The build script runs the tools as its children; stopping the build must stop
+    them as well (a terminated ``sh`` leaves its child running)."""
+    import os
+    import subprocess
+    from boards.build import _stop_group
+    proc = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60; wait"], start_new_session=True)
+    try:
+        os.killpg(proc.pid, 0)                       # the group is there
+        _stop_group(proc, grace_s=2.0)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(proc.pid, 0)
+        assert proc.returncode is not None
+    finally:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+
+
 def test_phase_clock_of_a_failed_build_stops_where_it_failed():
     t = iter([0.0, 2.0, 7.0])
     seen = []
