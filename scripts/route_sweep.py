@@ -152,6 +152,10 @@ def main(argv=None):
         ap.error("--patience and --max-minutes must be positive")
     mod = board_module(args.board)
     freq = mod.CORE_FREQ if args.freq is None else args.freq * 1e6
+    try:
+        mod.TOP.clocks(freq)                 # the PLL and the baud rate can be made
+    except ValueError as e:
+        ap.error(f"--freq: {e}")
     out = Path(args.out or f"build/sweep-{args.board}")
 
     def say(text):
@@ -173,6 +177,9 @@ def main(argv=None):
         if netlist is None and (run_dir / "top.json").is_file():
             netlist = run_dir
         if row["result"] == "routed":
+            break
+        if row.get("estimate_mhz") is None and "lowest_overused" not in row:
+            say("the run ended before placement: no other seed would fare better")
             break
     print(table(rows))
     routed = [r for r in rows if r["result"] == "routed"]

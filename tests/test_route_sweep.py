@@ -114,3 +114,20 @@ def test_sweep_places_a_given_netlist(tmp_path, monkeypatch):
     assert fake.calls == [(str(tmp_path / "sw" / "seed7"), "--seed 7", str(tmp_path / "old"))]
     with pytest.raises(SystemExit):
         sweep.main(["--netlist", str(tmp_path / "nothing")])
+
+
+def test_sweep_refuses_a_clock_the_pll_cannot_make(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        sweep.main(["--freq", "33", "--out", str(tmp_path)])
+    assert "PLL cannot make 33.00 MHz" in capsys.readouterr().err
+
+
+def test_sweep_stops_when_a_run_ends_before_placement(tmp_path, monkeypatch):
+    calls = []
+
+    def failing(board, out, **kw):
+        calls.append(out)
+        raise sweep.BuildError("synthesis failed: ERROR: something")
+    monkeypatch.setattr(sweep, "build", failing)
+    assert sweep.main(["--seeds", "1-5", "--out", str(tmp_path)]) == 1
+    assert len(calls) == 1
