@@ -17,7 +17,8 @@ so the reduction over all ``VL`` input lanes costs one adder stage per tile
 and no wide adder tree; the sum reaches tile ``k`` at its local ``t + T + 1``
 (``Latencies.mxm_abc``). The multipliers are plain ``*`` of an 8-bit activation
 and an 8-bit weight register with a registered product, which Yosys maps to
-DSP blocks (MULT18X18D on ECP5).
+DSP blocks (SB_MAC16 on iCE40); on ECP5 each is a MULT18X18D that holds its
+active weight and its product in its own registers (:func:`weighted_product`).
 
 Accumulators are an ``amaranth.lib.memory.Memory`` per tile (``acc_slots``
 words of ``L`` int32 lanes) so that they become block RAM. The accumulate is
@@ -28,7 +29,7 @@ the same local cycle as an accumulate of its slot sees the new value, and
 the word is emitted one cycle later (``Latencies.mxm_acc``) on an SG4 group.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,7 +40,7 @@ from ._lanes import bytes_of, delay, pick, rotate, stream_ports
 from .isa import fields, issue_layout, op_code, opcode
 
 
-__all__ = ["MxmSlice"]
+__all__ = ["MxmSlice", "weighted_product"]
 
 _MXM = SliceKind.MXM
 #: Largest magnitude of one int8 x int8 product ((-128) * (-128)).
@@ -56,6 +57,48 @@ def _mod(value, n):
     if n & (n - 1) == 0:
         return value[:(n - 1).bit_length()]
     return value % n
+
+
+def weighted_product(m, a, w, load, name, platform=None):
+    """One multiplier of the array: a weight register that takes ``w`` when ``load``
+    (``IW``), and ``a * weight`` registered (16 bits, one cycle); both operands
+    signed 8-bit. Returns the product register.
+
+    Elaborated for an ECP5 (``platform.family == "ecp5"``) it is one ``MULT18X18D``
+    whose own registers hold both: the weight in its input register B (enable
+    ``CE1``) and the product in its output register (``CE0``, always on). Yosys
+    maps ``a * weight`` to that block without its registers (it packs none on
+    ECP5), so the 8 weight and 16 product flip-flops of every multiplier would sit
+    in the fabric beside the DSP blocks, with their nets, in the MXM's corner of the
+    die where the routing is most congested (``docs/ARCHITECTURE.md`` section 10).
+    Elsewhere (simulation, iCE40, the per-slice synthesis script) it is a plain
+    register and multiplication. ``tests/test_rtl_mxm.py`` checks that the two
+    agree, the block simulated by ``sim/models/MULT18X18D.v``.
+    """
+    prod = Signal(signed(16), name=name)
+    if getattr(platform, "family", None) != "ecp5":
+        weight = Signal(signed(8), name=f"{name}_w")
+        with m.If(load):
+            m.d.sync += weight.eq(w)
+        m.d.sync += prod.eq(a * weight)
+        return prod
+    # 18-bit signed ports: the operands sign-extended, as Yosys's own mapping does
+    a18, w18 = Signal(signed(18), name=f"{name}_a"), Signal(signed(18), name=f"{name}_w")
+    m.d.comb += [a18.eq(a), w18.eq(w)]
+    m.submodules[name] = Instance(
+        "MULT18X18D",
+        p_REG_INPUTA_CLK="NONE", p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
+        p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE1", p_REG_INPUTB_RST="RST0",
+        p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
+        p_RESETMODE="SYNC", p_GSR="DISABLED",
+        i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+        i_CLK0=ClockSignal("sync"), i_CE0=1, i_CE1=load,
+        i_RST0=ResetSignal("sync", allow_reset_less=True),
+        **{f"i_A{i}": a18[i] for i in range(18)},
+        **{f"i_B{i}": w18[i] for i in range(18)},
+        **{f"i_C{i}": 0 for i in range(18)},
+        **{f"o_P{i}": prod[i] for i in range(16)})
+    return prod
 
 
 class MxmSlice(wiring.Component):
@@ -104,8 +147,8 @@ class MxmSlice(wiring.Component):
         for k in range(T):
             dec = self._decode(m, k)
             decoded.append(dec)
-            active = self._weights(m, k, dec)
-            chain = self._dot_product(m, k, dec, active, chain)
+            shadow = self._weights(m, k, dec)
+            chain = self._dot_product(m, k, dec, shadow, chain, platform)
         for k in range(T):
             lanes = [delay(m, chain[k * L + j], k, f"t{k}_p{j}") for j in range(L)]
             conflict = self._accumulators(m, k, decoded[k], lanes)
@@ -140,7 +183,8 @@ class MxmSlice(wiring.Component):
         return Mux(direction, pick(dec["west"], index), pick(dec["east"], index))
 
     def _weights(self, m, k, dec):
-        """Shadow and active weight rows of tile ``k``; returns ``active``.
+        """The shadow weight rows of tile ``k`` (``LW``); returns them. The active
+        weights are registers of the multipliers (:func:`weighted_product`).
 
         ``LW s, col, count`` writes column ``col+i`` from stream ``s+i``. Column
         ``c`` therefore reads stream ``(c + s - col) mod S``: all columns that
@@ -151,7 +195,6 @@ class MxmSlice(wiring.Component):
         S, L, VL = c.streams, c.lanes, c.vl
         rows = data.ArrayLayout(data.ArrayLayout(signed(8), VL), L)
         shadow = Signal(rows, name=f"t{k}_shadow")
-        active = Signal(rows, name=f"t{k}_active")
 
         lw = dec["LW"]
         shift = Signal(range(S), name=f"t{k}_lw_rot")
@@ -162,9 +205,7 @@ class MxmSlice(wiring.Component):
             with m.If(dec["lw"] & (lw.col <= col) & (offset <= lw.count)):
                 for r in range(L):
                     m.d.sync += shadow[r][col].eq(rotated[col % S][8 * r:8 * r + 8])
-        with m.If(dec["iw"]):
-            m.d.sync += active.eq(shadow)
-        return active
+        return shadow
 
     def _rotate(self, m, k, dec, direction, amount):
         """``out[i]`` = stream ``(i + amount) mod S`` of one direction (L bytes each)."""
@@ -179,8 +220,9 @@ class MxmSlice(wiring.Component):
             return rotate(m, chosen, amount, f"t{k}_lw")
         return [pick(chosen, _mod(amount + i, S)) for i in range(S)]
 
-    def _dot_product(self, m, k, dec, active, below):
-        """Tile ``k``'s products and its stage of the northbound partial-sum chain.
+    def _dot_product(self, m, k, dec, shadow, below, platform):
+        """Tile ``k``'s active weights (``IW`` copies ``shadow`` into them), products
+        and stage of the northbound partial-sum chain.
 
         Returns the ``VL`` chain registers of this tile: after the top tile they
         hold the whole dot product of every column.
@@ -194,9 +236,9 @@ class MxmSlice(wiring.Component):
         for n in range(VL):
             products = []
             for r in range(L):
-                prod = Signal(signed(16), name=f"t{k}_prod_r{r}_n{n}")
-                m.d.sync += prod.eq(act[8 * r:8 * r + 8].as_signed() * active[r][n])
-                products.append(prod)
+                products.append(weighted_product(
+                    m, act[8 * r:8 * r + 8].as_signed(), shadow[r][n], dec["iw"],
+                    f"t{k}_prod_r{r}_n{n}", platform))
             total = Signal(_sum_shape(L * (k + 1)), name=f"t{k}_chain_n{n}")
             partial = sum(products[1:], products[0])
             m.d.sync += total.eq(partial if below is None else below[n] + partial)

@@ -1,11 +1,19 @@
 """MxmSlice in the Amaranth simulator against numpy matrix products (ARCHITECTURE.md section 6)."""
 
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from amaranth.back import rtlil, verilog
+from amaranth.hdl import Elaboratable, Module, Signal
 
 from firmware.isa import Instr, encode
 from firmware.machine import SliceKind, get_config
-from rtl.mxm import MxmSlice
+from rtl.mxm import MxmSlice, weighted_product
 from rtl_slice_harness import run_slice
 
 
@@ -169,3 +177,114 @@ def test_lw_partial_columns(name):
     tr = s.run(x + 2)
     assert np.array_equal(tr.west[x + 1].group(S - 4), as_u32(a @ W_new))
 
+
+
+# -- the ECP5 netlist's multipliers --------------------------------------------
+
+ECP5 = SimpleNamespace(family="ecp5")
+MULT_MODEL = Path(__file__).resolve().parent.parent / "sim" / "models" / "MULT18X18D.v"
+
+
+#: Cycles of the check: every (activation, weight) pair with a weight loaded every
+#: cycle, then as many with loads on some cycles only.
+_PAIRS = 1 << 16
+
+
+def _pair_inputs(step):
+    """(activation, weight, load) fed in ``step`` (0 .. 2 * _PAIRS - 1), as int8 values."""
+    a, w = step >> 8 & 0xFF, step & 0xFF
+    load = 1 if step < _PAIRS else (step ^ step >> 5 ^ step >> 9) & 1
+    return (a ^ 0x80) - 0x80, (w ^ 0x80) - 0x80, load
+
+
+def _checksum(value, product):
+    """Rotate the 32-bit ``value`` left by one and XOR the 16-bit ``product`` in."""
+    return ((value << 1 | value >> 31) & 0xFFFFFFFF) ^ (product & 0xFFFF)
+
+
+class _ProductPair(Elaboratable):
+    """Both forms of :func:`weighted_product` fed the same inputs (``_pair_inputs``),
+    one step a cycle; ``bad`` latches the first step whose products differ
+    (``first``), ``total`` is a checksum of the ECP5 form's products
+    (``_checksum``), and ``done`` rises after the last."""
+
+    def __init__(self):
+        self.done, self.bad = Signal(name="done"), Signal(name="bad")
+        self.first = Signal(17, name="first")
+        self.total = Signal(32, name="total")
+
+    def elaborate(self, platform):
+        m = Module()
+        step = Signal(18)                     # bit 17: every step has been fed
+        a, w = step[8:16].as_signed(), step[:8].as_signed()
+        load = ~step[16] | (step[0] ^ step[5] ^ step[9])
+        plain = weighted_product(m, a, w, load, "plain")
+        ecp5 = weighted_product(m, a, w, load, "ecp5", ECP5)
+        fed, valid = Signal(17), Signal()     # the step whose products show now
+        with m.If(~step[17]):
+            m.d.sync += step.eq(step + 1)
+        m.d.sync += [fed.eq(step[:17]), valid.eq(~step[17]), self.done.eq(step[17] & ~valid)]
+        with m.If(valid):
+            m.d.sync += self.total.eq(self.total.rotate_left(1) ^ ecp5.as_unsigned())
+            with m.If((plain != ecp5) & ~self.bad):
+                m.d.sync += [self.bad.eq(1), self.first.eq(fed)]
+        return m
+
+
+def test_ecp5_product_equals_the_plain_one(tmp_path):
+    """The ECP5 form (a MULT18X18D holding the weight and the product, simulated by
+    ``sim/models/MULT18X18D.v``) against the plain registers and ``*`` that every
+    other test runs, under Icarus: every pair of int8 operands, and the weight
+    register's enable. The checksum is recomputed here from the inputs, so two
+    forms that were both wrong in the same way would still fail."""
+    if shutil.which("iverilog") is None:
+        pytest.fail("iverilog is not installed (scripts/setup.sh installs it)")
+    top = _ProductPair()
+    (tmp_path / "pair.v").write_text(verilog.convert(
+        top, name="pair", ports=[top.done, top.bad, top.first, top.total]))
+    (tmp_path / "tb.v").write_text("""
+module tb;
+    reg clk = 0, rst = 1;
+    wire done, bad; wire [16:0] first; wire [31:0] total;
+    pair dut(.clk(clk), .rst(rst), .done(done), .bad(bad), .first(first), .total(total));
+    always #1 clk = ~clk;
+    initial begin
+        #4 rst = 0;
+        wait (done);
+        $display("bad=%0d first=%0d total=%0d", bad, first, total);
+        $finish;
+    end
+    initial begin #600000 $display("timeout"); $finish; end
+endmodule
+""")
+    subprocess.run(["iverilog", "-g2012", "-o", "pair.vvp", "tb.v", "pair.v", str(MULT_MODEL)],
+                   cwd=tmp_path, check=True, capture_output=True, text=True)
+    out = subprocess.run(["vvp", "-n", "pair.vvp"], cwd=tmp_path, check=True,
+                         capture_output=True, text=True).stdout
+    found = re.search(r"bad=(\d+) first=(\d+) total=(\d+)", out)
+    assert found, f"the simulation did not finish: {out!r}"
+    bad, first, total = map(int, found.groups())
+    if bad:
+        a, w, load = _pair_inputs(first)
+        pytest.fail(f"the ECP5 product differs at step {first} (a = {a}, w = {w}, load = {load})")
+    expect, weight = 0, 0
+    for step in range(2 * _PAIRS):
+        a, w, load = _pair_inputs(step)
+        expect = _checksum(expect, a * weight)
+        weight = w if load else weight
+    assert total == expect, (total, expect)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_ecp5_mxm_has_one_registered_mult18x18d_per_weight(name):
+    """Elaborated for an ECP5 the MXM's ``VL x VL`` products are MULT18X18D blocks
+    holding the weight and the product; elaborated for simulation there is none."""
+    c = get_config(name)
+    mxm_slice = next(s for s in c.floorplan.slices if s.kind is SliceKind.MXM)
+    text_ecp5 = rtlil.convert(MxmSlice(c, mxm_slice), platform=ECP5)
+    text_plain = rtlil.convert(MxmSlice(c, mxm_slice))
+    cells = re.findall(r"cell \\MULT18X18D .*?\n  end", text_ecp5, re.S)
+    assert len(cells) == c.vl * c.vl
+    assert all('parameter \\REG_OUTPUT_CLK "CLK0"' in cell
+               and 'parameter \\REG_INPUTB_CLK "CLK0"' in cell for cell in cells)
+    assert "MULT18X18D" not in text_plain
