@@ -396,7 +396,11 @@ class CommandExecutor(wiring.Component):
     Write ops take their words from the frame buffer (one buffer read per
     byte, two cycles a byte: the buffer's read port is synchronous) and issue
     one host command per word; ``READ_MEM`` issues one command per word and
-    sends the word from ``rdata`` the cycle after. Every request but
+    sends the word from ``rdata`` two cycles after. ``host`` is registered: a
+    command leaves the executor the cycle after the state that issues it, so
+    the frame header's decoding and the address adder end at this register and
+    not in the TSP's memories (on the ULX3S that path was the critical one, a
+    carry chain into every MEM slice's host address). Every request but
     ``STATUS`` and ``RESET`` is refused with ``BUSY`` while the TSP runs, since the
     host port ignores it then. ``RESET`` raises ``tsp_reset`` for one cycle.
 
@@ -463,15 +467,17 @@ class CommandExecutor(wiring.Component):
         byte = Signal(8)                                # byte of the word being loaded
         wdata = Signal(len(self.host.data))
         cmd = Signal(HostCmd)
+        host = Signal(host_layout(c))                   # the command of this state
+        m.d.sync += self.host.eq(host)                  # ... reaches the TSP next cycle
 
         m.d.comb += [self.buf_addr.eq(ptr), self.o.payload.eq(shreg[:8])]
         host_cmds = {Op.WRITE_INSTR: HostCmd.WRITE_INSTR, Op.WRITE_MEM: HostCmd.WRITE_MEM,
                      Op.WRITE_LUT: HostCmd.WRITE_LUT, Op.WRITE_MAP: HostCmd.WRITE_MAP}
         step_lane = hdr.op == Op.WRITE_MAP      # a map is written lane by lane, the rest by address
-        m.d.comb += [self.host.sel.eq(hdr.sel),
-                     self.host.lane.eq(hdr.lane + Mux(step_lane, count, 0)),
-                     self.host.addr.eq(hdr.addr + Mux(step_lane, 0, count)),
-                     self.host.data.eq(wdata)]
+        m.d.comb += [host.sel.eq(hdr.sel),
+                     host.lane.eq(hdr.lane + Mux(step_lane, count, 0)),
+                     host.addr.eq(hdr.addr + Mux(step_lane, 0, count)),
+                     host.data.eq(wdata)]
 
         def reply(code, length=REPLY_HEADER_BYTES, then="SEND_LAST", extra=Cat()):
             """Start the reply payload: tag, code (a ``Reply`` or an 8-bit value), ``extra``."""
@@ -542,7 +548,7 @@ class CommandExecutor(wiring.Component):
                     with m.Case(_Action.STATUS):
                         reply(Reply.OK, REPLY_HEADER_BYTES + len(status) // 8, extra=status)
                     with m.Case(_Action.START):
-                        m.d.comb += self.host.cmd.eq(HostCmd.START)
+                        m.d.comb += host.cmd.eq(HostCmd.START)
                         reply(Reply.OK)
                     with m.Case(_Action.RESET):
                         m.d.comb += self.tsp_reset.eq(1)
@@ -563,7 +569,7 @@ class CommandExecutor(wiring.Component):
                     m.d.sync += byte.eq(byte + 1)
                     m.next = "LOAD_ADDR"
             with m.State("ISSUE"):
-                m.d.comb += self.host.cmd.eq(cmd)
+                m.d.comb += host.cmd.eq(cmd)
                 m.d.sync += [count.eq(count + 1), byte.eq(0), wdata.eq(0)]
                 with m.If(count + 1 == self.words):
                     reply(Reply.OK)
@@ -580,7 +586,9 @@ class CommandExecutor(wiring.Component):
             with m.State("SEND_HEAD"):
                 send("READ_ISSUE")
             with m.State("READ_ISSUE"):
-                m.d.comb += self.host.cmd.eq(HostCmd.READ_MEM)
+                m.d.comb += host.cmd.eq(HostCmd.READ_MEM)
+                m.next = "READ_WAIT"
+            with m.State("READ_WAIT"):                  # the TSP has the command
                 m.next = "READ_LATCH"
             with m.State("READ_LATCH"):                 # rdata holds the word now
                 m.d.sync += [shreg.eq(self.rdata), left.eq(c.vl), count.eq(count + 1)]
