@@ -396,11 +396,14 @@ class CommandExecutor(wiring.Component):
     Write ops take their words from the frame buffer (one buffer read per
     byte, two cycles a byte: the buffer's read port is synchronous) and issue
     one host command per word; ``READ_MEM`` issues one command per word and
-    sends the word from ``rdata`` two cycles after. ``host`` is registered: a
-    command leaves the executor the cycle after the state that issues it, so
-    the frame header's decoding and the address adder end at this register and
-    not in the TSP's memories (on the ULX3S that path was the critical one, a
-    carry chain into every MEM slice's host address). Every request but
+    sends the word from ``rdata`` three cycles after. Both ways between the
+    executor and the TSP are registered: ``host`` (a command leaves the executor
+    the cycle after the state that issues it, so the frame header's decoding and
+    the address adder end at this register and not in the TSP's memories: on the
+    ULX3S that path was the critical one, a carry chain into every MEM slice's
+    host address) and ``rdata`` (the read word comes through the TSP's
+    multiplexer of MEM slices and its ECC correction: a register takes them off
+    the reply's shift register). Every request but
     ``STATUS`` and ``RESET`` is refused with ``BUSY`` while the TSP runs, since the
     host port ignores it then. ``RESET`` raises ``tsp_reset`` for one cycle.
 
@@ -469,6 +472,8 @@ class CommandExecutor(wiring.Component):
         cmd = Signal(HostCmd)
         host = Signal(host_layout(c))                   # the command of this state
         m.d.sync += self.host.eq(host)                  # ... reaches the TSP next cycle
+        rdata_r = Signal.like(self.rdata)               # the TSP's read word, registered
+        m.d.sync += rdata_r.eq(self.rdata)
 
         m.d.comb += [self.buf_addr.eq(ptr), self.o.payload.eq(shreg[:8])]
         host_cmds = {Op.WRITE_INSTR: HostCmd.WRITE_INSTR, Op.WRITE_MEM: HostCmd.WRITE_MEM,
@@ -589,9 +594,11 @@ class CommandExecutor(wiring.Component):
                 m.d.comb += host.cmd.eq(HostCmd.READ_MEM)
                 m.next = "READ_WAIT"
             with m.State("READ_WAIT"):                  # the TSP has the command
+                m.next = "READ_DATA"
+            with m.State("READ_DATA"):                  # the TSP's rdata holds the word
                 m.next = "READ_LATCH"
-            with m.State("READ_LATCH"):                 # rdata holds the word now
-                m.d.sync += [shreg.eq(self.rdata), left.eq(c.vl), count.eq(count + 1)]
+            with m.State("READ_LATCH"):                 # rdata_r holds the word now
+                m.d.sync += [shreg.eq(rdata_r), left.eq(c.vl), count.eq(count + 1)]
                 m.next = "SEND_WORD"
             with m.State("SEND_WORD"):
                 with m.If(count == todo):
