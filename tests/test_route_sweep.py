@@ -100,7 +100,7 @@ def test_sweep_stops_stalled_runs_and_stops_at_the_first_route(tmp_path, monkeyp
 
 def test_sweep_without_a_route_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "build", FakeBuild({1: [50, 60, 70, 80], 2: [40, 3, 1]}))
-    code = sweep.main(["--seeds", "1-2", "--patience", "2", "--out", str(tmp_path)])
+    code = sweep.main(["--freq", "25", "--seeds", "1-2", "--patience", "2", "--out", str(tmp_path)])
     assert code == 1
 
 
@@ -109,7 +109,7 @@ def test_sweep_places_a_given_netlist(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "build", fake)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "top.json").write_text("{}")
-    assert sweep.main(["--seeds", "7", "--netlist", str(tmp_path / "old"),
+    assert sweep.main(["--seeds", "7", "--any-estimate", "--netlist", str(tmp_path / "old"),
                        "--out", str(tmp_path / "sw")]) == 0
     assert fake.calls == [(str(tmp_path / "sw" / "seed7"), "--seed 7", str(tmp_path / "old"))]
     with pytest.raises(SystemExit):
@@ -131,3 +131,21 @@ def test_sweep_stops_when_a_run_ends_before_placement(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "build", failing)
     assert sweep.main(["--seeds", "1-5", "--out", str(tmp_path)]) == 1
     assert len(calls) == 1
+
+
+def test_a_placement_slower_than_the_clock_is_not_routed(tmp_path, monkeypatch):
+    """The fake logs give seed N the estimate 30 + N MHz: at 35 MHz seeds 1-4 stop as soon
+    as they are placed, seed 5 (35.0) routes; with --any-estimate seed 1 routes too."""
+    fake = FakeBuild({n: [5, 0] for n in range(1, 6)})
+    monkeypatch.setattr(sweep, "build", fake)
+    rows_file = tmp_path / "rows.json"
+    assert sweep.main(["--freq", "35", "--seeds", "1-5", "--out", str(tmp_path / "a"),
+                       "--json", str(rows_file)]) == 0
+    rows = json.loads(rows_file.read_text())
+    assert [r["result"] for r in rows[:4]] == [
+        f"placement estimate {30 + n:g} MHz is below 35 MHz" for n in (1, 2, 3, 4)]
+    assert rows[4]["result"] == "routed"
+    fake = FakeBuild({1: [5, 0]})
+    monkeypatch.setattr(sweep, "build", fake)
+    assert sweep.main(["--freq", "35", "--seeds", "1", "--any-estimate",
+                       "--out", str(tmp_path / "b")]) == 0
