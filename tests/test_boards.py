@@ -190,8 +190,8 @@ def test_cli_run_on_the_simulated_board(tmp_path, capsys):
     (["--board", "icebreaker", "--port", "/dev/tsp-none", "--no-program"], 2,
      "/dev/tsp-none"),
     (["--board", "ulx3s", "--port", "/dev/tsp-none", "--bitstream", "/nonexistent.bit"], 1,
-     "no bitstream at /nonexistent.bit: build it with `tsp build --board ulx3s --freq 35 "
-     "--nextpnr-opts \"--no-tmdriv --seed 2\"`"),
+     "no bitstream at /nonexistent.bit: build it with `tsp build --board ulx3s --freq 40 "
+     "--nextpnr-opts \"--no-tmdriv --seed 8\"`"),
 ])
 def test_cli_board_errors(tmp_path, capsys, argv, status, message):
     prog = tmp_path / "copy.s"
