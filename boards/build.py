@@ -427,7 +427,10 @@ def _stop_group(proc, grace_s=5.0):
         except ProcessLookupError:
             break
         if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
             deadline = float("inf")
         time.sleep(0.05)
     proc.wait()

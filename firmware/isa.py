@@ -268,6 +268,8 @@ def vxm_set_can(config, mnemonic, dtype):
     """Can ``config``'s VXM run ``mnemonic`` on these types at all? Not when an operand
     or the result is int32 and the set's ALU lanes are 8 bits (``Config.vxm_int32``)."""
     return config.vxm_int32 or not any(vxm_types(mnemonic, dtype))
+
+
 #: Unary VXM ops (b is not read).
 VXM_UNARY = frozenset({"RELU", "NEG", "REQUANT", "WIDEN", "NARROW", "MOV", "LUT", "LUTW"})
 

@@ -328,7 +328,7 @@ class VxmSlice(wiring.Component):
                          _wrap(wide, s2.out32, W))
             if table is not None:
                 fitted = Mux(s2.lut, table[j].as_signed(), fitted)
-            if has_mul and W == 32:             # REQUANT reads int32
+            if has_mul and c.vxm_int32:         # REQUANT reads int32
                 rounded = requant_round(m, prod, s2.shift[_REQUANT_FINE:], s2.zp, s2.zr,
                                         f"{name}_rq{j}")
                 fitted = Mux(s2.requant, rounded, fitted)

@@ -176,7 +176,8 @@ def main(argv=None):
     rows = []
     for seed in seeds:
         run_dir = out / f"seed{seed}"
-        say(f"seed {seed}: {'place and route ' + str(netlist / 'top.json') if netlist else 'synthesise, place and route'} in {run_dir}")
+        what = f"place and route {netlist / 'top.json'}" if netlist else "synthesise, place and route"
+        say(f"seed {seed}: {what} in {run_dir}")
         row = run_seed(args.board, run_dir, freq, args.nextpnr_opts, seed, netlist,
                        args.patience, args.max_minutes * 60, say,
                        need_mhz=None if args.any_estimate else freq / 1e6)
