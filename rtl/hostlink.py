@@ -20,7 +20,7 @@ frames they belonged to fail their CRC).
 """
 
 from amaranth.hdl import Module, Signal, Cat, Const, Array, Mux, ResetInserter
-from amaranth.lib import crc, data, enum, stream, wiring, memory
+from amaranth.lib import crc, data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -30,6 +30,7 @@ from firmware.hostlink import (SOF, MAX_PAYLOAD, HEADER, HEADER_BYTES, REPLY_HEA
                                Reply, RX_FIFO_BYTES, word_bytes, max_read)
 from firmware.isa import ERROR_BITS
 
+from ._memory import rw_dont_care_memory
 from .top import TSP, HostCmd, host_layout, CYCLE_BITS
 
 
@@ -471,7 +472,9 @@ class CommandExecutor(wiring.Component):
         wdata = Signal(len(self.host.data))
         cmd = Signal(HostCmd)
         host = Signal(host_layout(c))                   # the command of this state
-        m.d.sync += self.host.eq(host)                  # ... reaches the TSP next cycle
+        for name in ("cmd", "sel", "lane", "addr"):     # ... reaches the TSP next cycle,
+            m.d.sync += getattr(self.host, name).eq(getattr(host, name))
+        m.d.comb += self.host.data.eq(wdata)            # with wdata, a register already
         rdata_r = Signal.like(self.rdata)               # the TSP's read word, registered
         m.d.sync += rdata_r.eq(self.rdata)
 
@@ -481,8 +484,7 @@ class CommandExecutor(wiring.Component):
         step_lane = hdr.op == Op.WRITE_MAP      # a map is written lane by lane, the rest by address
         m.d.comb += [host.sel.eq(hdr.sel),
                      host.lane.eq(hdr.lane + Mux(step_lane, count, 0)),
-                     host.addr.eq(hdr.addr + Mux(step_lane, 0, count)),
-                     host.data.eq(wdata)]
+                     host.addr.eq(hdr.addr + Mux(step_lane, 0, count))]
 
         def reply(code, length=REPLY_HEADER_BYTES, then="SEND_LAST", extra=Cat()):
             """Start the reply payload: tag, code (a ``Reply`` or an 8-bit value), ``extra``."""
@@ -575,7 +577,9 @@ class CommandExecutor(wiring.Component):
                     m.next = "LOAD_ADDR"
             with m.State("ISSUE"):
                 m.d.comb += host.cmd.eq(cmd)
-                m.d.sync += [count.eq(count + 1), byte.eq(0), wdata.eq(0)]
+                # wdata is kept for the cycle the command reaches the TSP; the next
+                # word overwrites the same bytes (a request's words are all one width)
+                m.d.sync += [count.eq(count + 1), byte.eq(0)]
                 with m.If(count + 1 == self.words):
                     reply(Reply.OK)
                 with m.Else():
@@ -645,8 +649,10 @@ class HostBridge(wiring.Component):
         m.submodules.receiver = rcv = FrameReceiver(self._timeout)
         m.submodules.executor = exe = CommandExecutor(self._config)
         m.submodules.framer = fr = ReplyFramer()
-        m.submodules.buffer = buf = memory.Memory(shape=8, depth=MAX_PAYLOAD - HEADER_BYTES,
-                                                   init=[])
+        # The executor reads the buffer only while the receiver holds a whole frame
+        # and writes nothing: a collision's read is never used.
+        m.submodules.buffer = buf = rw_dont_care_memory(shape=8,
+                                                        depth=MAX_PAYLOAD - HEADER_BYTES)
         w = buf.write_port()
         r = buf.read_port(domain="sync")
 

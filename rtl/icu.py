@@ -15,13 +15,14 @@ one cycle); a chain of registers hands it to tile ``k`` ``k`` cycles later
 """
 
 from amaranth.hdl import Module, Signal, Cat, Const, Mux, signed
-from amaranth.lib import data, wiring, memory
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from firmware.isa import (OPS, WORD_BITS, ErrorFlag, ERROR_BITS, OperandKind, VXM_TYPED,
                           VXM_UNARY, vxm_alu_can, vxm_types, word_flags)
 from firmware.machine import SliceKind
 
+from ._memory import rw_dont_care_memory
 from .isa import fields, opcode, op_code, op_layout, issue_layout
 
 
@@ -380,8 +381,10 @@ class InstructionQueue(wiring.Component):
         # elaboration (simulation, then conversion) must not add a second pair of ports.
         # Each row is a word and its legality flags (``stored``): the check runs on the
         # host's write, not between the memory and the sequencer.
-        self.imem = memory.Memory(shape=WORD_BITS[kind] + ERROR_BITS, depth=config.queue_depth,
-                                  init=[])
+        # A collision's read is never used: the host writes only while the queue is
+        # idle, re-reading address 0 every cycle, and never in the cycle of ``start``.
+        self.imem = rw_dont_care_memory(shape=WORD_BITS[kind] + ERROR_BITS,
+                                        depth=config.queue_depth)
         self._imem_wr = self.imem.write_port()
         self._imem_rd = self.imem.read_port()
 

@@ -26,13 +26,14 @@ them, so the counting is not on the read path.
 """
 
 from amaranth.hdl import Module, Signal, Cat
-from amaranth.lib import data, wiring, memory
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from firmware.ecc import code_for
 from firmware.isa import ERROR_BITS
 from firmware.machine import SliceKind, Dir
 
+from ._memory import rw_dont_care_memory
 from .isa import fields, opcode, op_code, issue_layout
 from .fabric import stream_layout, emit_layout
 
@@ -94,8 +95,10 @@ class MemSlice(wiring.Component):
             "ecc":        Out(data.ArrayLayout(ecc_event_layout(config), config.tiles)),
         })
         #: ``banks[k][b]``: tile ``k``'s bank ``b`` (simulation reads them directly).
-        self.banks = [[memory.Memory(shape=data.ArrayLayout(8, config.lanes),
-                                     depth=config.bank_words, init=[])
+        # An RW whose read and write hit one bank is not issued (BANK_CONFLICT), and a
+        # host write reads nothing: a collision's read is never used.
+        self.banks = [[rw_dont_care_memory(shape=data.ArrayLayout(8, config.lanes),
+                                           depth=config.bank_words)
                        for _b in range(2)] for _k in range(config.tiles)]
         # Ports made once, here: a second elaboration must not add more.
         self._ports = [[(bank.read_port(), bank.write_port()) for bank in banks]
@@ -105,8 +108,9 @@ class MemSlice(wiring.Component):
         self.checks = [None] * config.tiles
         self._check_ports = [None] * config.tiles
         if self._code is not None:
-            self.checks = [memory.Memory(shape=self._code.check_bits, depth=config.mem_words,
-                                         init=[]) for _k in range(config.tiles)]
+            self.checks = [rw_dont_care_memory(shape=self._code.check_bits,  # as the banks
+                                               depth=config.mem_words)
+                           for _k in range(config.tiles)]
             self._check_ports = [(mem.read_port(), mem.write_port()) for mem in self.checks]
 
     @property

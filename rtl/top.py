@@ -280,9 +280,8 @@ class TSP(wiring.Component):
         # So ``err_queue`` and ``err_cycle`` settle one cycle after ``errors`` does.
         first = Signal()                          # this cycle's errors are the run's first
         hits = Signal(len(raised))                # ... raised by these (in queue order)
-        at = Signal.like(self.cycles)             # ... in this cycle
         m.d.sync += [first.eq(running & now.any() & ~errors.any()),
-                     hits.eq(Cat(e.any() for _, e in raised)), at.eq(self.cycles)]
+                     hits.eq(Cat(e.any() for _, e in raised))]
         where = Signal.like(self.err_queue)
         m.d.comb += where.eq(len(fp.queues))
         for n, (i, _e) in reversed(list(enumerate(raised))):
@@ -294,7 +293,9 @@ class TSP(wiring.Component):
             with m.If(running & now.any()):
                 m.d.sync += errors.eq(errors | now)
             with m.If(first):
-                m.d.sync += [self.err_queue.eq(where), self.err_cycle.eq(at)]
+                # ... in the cycle before this one, which ran (``first``), so
+                # ``cycles`` has counted it
+                m.d.sync += [self.err_queue.eq(where), self.err_cycle.eq(self.cycles - 1)]
 
         # -- run control: H is the first cycle with every queue halted; T-1 more to drain
         all_halted = Cat(q.halted for q in self.queues).all()

@@ -27,12 +27,13 @@ which sees every instruction first).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from firmware.isa import ERROR_BITS, OPS, VXM_CONVERT, ErrorFlag, OperandKind
 from firmware.machine import SliceKind
 
+from ._memory import rw_dont_care_memory
 from ._lanes import bytes_of, pick, stream_ports
 from .isa import fields, issue_layout, op_code, op_layout, opcode
 
@@ -524,7 +525,9 @@ class VxmSlice(wiring.Component):
         lutw = s1.valid & (s1.op == _code("LUTW"))
         out = []
         for j, lane in enumerate(s1_lanes):
-            mem = memory.Memory(shape=8, depth=256, init=[])
+            # Only ALU 0 reads or writes the table, one instruction at a time: a
+            # cycle that writes (LUTW, or the host while idle) does not use the read.
+            mem = rw_dont_care_memory(shape=8, depth=256)
             m.submodules[f"t{k}_lut{j}"] = mem
             wr = mem.write_port()
             rd = mem.read_port()

@@ -49,11 +49,53 @@ def test_owners_charges_each_lut_to_what_its_output_reaches():
 
 def test_components_are_synthesised_as_the_boards_build_them():
     from boards import icebreaker, ulx3s
-    from boards.build import synth_commands
+    from boards.build import synth_commands, NO_RW_CHECK_SCRIPT
     assert synth_slices.FAMILIES["ecp5"][0] == "ulx3s"
     assert synth_slices.FAMILIES["ice40"][0] == "icebreaker"
     ecp5 = synth_commands("ulx3s", "vxm")
-    assert ecp5.startswith("synth_ecp5 -top vxm " + ulx3s.SYNTH_OPTS)
+    assert ecp5.startswith(f"{NO_RW_CHECK_SCRIPT}; synth_ecp5 -top vxm " + ulx3s.SYNTH_OPTS)
     assert ecp5.endswith(ulx3s.script_after_synth("vxm"))
     assert ulx3s.SCRIPT_AFTER_SYNTH == ulx3s.script_after_synth("top")
-    assert synth_commands("icebreaker", "mem") == "synth_ice40 -top mem " + icebreaker.SYNTH_OPTS
+    assert synth_commands("icebreaker", "mem") == \
+        f"{NO_RW_CHECK_SCRIPT}; synth_ice40 -top mem " + icebreaker.SYNTH_OPTS
+
+
+def _ram(marked):
+    """256 x 8 block RAM, one synchronous read port and one write port, on the top's ports."""
+    from amaranth.hdl import Module
+    from amaranth.lib import memory, wiring
+    from amaranth.lib.wiring import In, Out
+    from rtl._memory import rw_dont_care_memory
+
+    class Ram(wiring.Component):
+        raddr: In(8)
+        rdata: Out(8)
+        we: In(1)
+        waddr: In(8)
+        wdata: In(8)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.mem = mem = (rw_dont_care_memory(shape=8, depth=256) if marked
+                                      else memory.Memory(shape=8, depth=256, init=[]))
+            r, w = mem.read_port(), mem.write_port()
+            m.d.comb += [r.addr.eq(self.raddr), self.rdata.eq(r.data), w.en.eq(self.we),
+                         w.addr.eq(self.waddr), w.data.eq(self.wdata)]
+            return m
+    return Ram()
+
+
+def test_a_marked_memory_has_no_collision_logic(tmp_path, monkeypatch):
+    """Without ``no_rw_check`` Yosys returns the old word on a collision with flip-flops,
+    a comparator and a multiplexer around the block RAM; with it, the block RAM alone
+    (what boards.build.NO_RW_CHECK_SCRIPT is for, on both families)."""
+    cells = {}
+    for marked in (False, True):
+        monkeypatch.setattr(synth_slices, "build", lambda kind, config: _ram(marked))
+        for family in ("ice40", "ecp5"):
+            counts, _ = synth_slices.synth("ram", None, str(tmp_path), family=family)
+            cells[marked, family] = counts
+    for family in ("ice40", "ecp5"):
+        assert cells[True, family]["BRAM"] == cells[False, family]["BRAM"] == 1
+        assert cells[False, family]["FF"] > 8 and cells[False, family]["LUT4"] >= 8
+        assert cells[True, family]["FF"] == 0 and cells[True, family]["LUT4"] == 0
