@@ -11,6 +11,7 @@
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,6 +182,19 @@ def test_cli_run_on_the_simulated_board(tmp_path, capsys):
     np.testing.assert_array_equal(out["outputs"]["y"], gold.outputs["y"])
 
 
+def test_the_icebreaker_program_on_the_simulated_board(capsys):
+    """``boards/programs/vadd_pico.s``, the iCEBreaker's program, through the simulated
+    board's UART: saturating int8 sums, the predicted 12 cycles."""
+    assert icebreaker.CONFIG == "pico"
+    prog = Path(__file__).parent.parent / "boards" / "programs" / "vadd_pico.s"
+    assert tsp(["run", str(prog), "--board", "icebreaker", "--sim", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["agree"] and out["sim"] and out["cycles"] == out["golden_cycles"] == 12
+    x = np.array([[-7, -80], [1, 127], [-121, 111], [110, -45]])
+    y = np.array([[-76, -21], [74, 88], [-53, 101], [97, 49]])
+    np.testing.assert_array_equal(out["outputs"]["z"], np.clip(x + y, -128, 127))
+
+
 @pytest.mark.parametrize("argv, status, message", [
     (["--board", "ulx3s", "--sim"], 2, f"the ulx3s carries {ulx3s.CONFIG!r}"),
     (["--board", "icebreaker"], 2, "exactly one of --sim"),
@@ -218,7 +232,7 @@ def test_tool_options_are_joined_to_their_flag():
     (["--config", "nonesuch"], "unknown configuration 'nonesuch'"),
     (["--freq", "-5"], "positive number of MHz"),
     (["--freq", "1000"], "cannot make 1000.00 MHz"),
-    (["--probe", "VXM9"], "--probe: no block 'VXM9' in config tiny; blocks: MEM_W1, MEM_W0, VXM"),
+    (["--probe", "VXM9"], "--probe: no block 'VXM9' in config pico; blocks: MEM_W0, VXM, MEM_E0"),
     (["--probe", "VXM", "--core", "echo"], "give --probe or --core, not both"),
     # a value of --nextpnr-opts that starts with a dash is still its value (this one gets
     # as far as the bad --freq)
