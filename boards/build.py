@@ -312,6 +312,12 @@ NO_RW_CHECK_SCRIPT = ("proc; memory_collect; "
                       "t:$mem_v2 a:no_rw_check %i r:RD_PORTS=1 %i r:WR_PORTS=1 %i")
 
 
+def rw_dont_care(mod):
+    """Whether board module ``mod``'s build runs :data:`NO_RW_CHECK_SCRIPT` (its
+    ``RW_DONT_CARE``, true where it does not say)."""
+    return getattr(mod, "RW_DONT_CARE", True)
+
+
 def synth_commands(board, top):
     """The Yosys commands that synthesise module ``top`` as ``board``'s build does
     (:data:`NO_RW_CHECK_SCRIPT`, ``synth_<family>`` with the board module's
@@ -319,7 +325,8 @@ def synth_commands(board, top):
     scripts that synthesise one component alone (``scripts/synth_slices.py``,
     ``scripts/ecc_cost.py``)."""
     mod = board_module(board)
-    commands = f"{NO_RW_CHECK_SCRIPT}; synth_{mod.TOP.family} -top {top} " \
+    before = f"{NO_RW_CHECK_SCRIPT}; " if rw_dont_care(mod) else ""
+    commands = f"{before}synth_{mod.TOP.family} -top {top} " \
                f"{getattr(mod, 'SYNTH_OPTS', '')}".strip()
     after = getattr(mod, "script_after_synth", None)
     return f"{commands}; {after(top)}" if after else commands
@@ -364,7 +371,7 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
         raise BuildError(str(e)) from None
     platform = top_class.platform_class()
     overrides = {"synth_opts": getattr(mod, "SYNTH_OPTS", ""),
-                 "script_after_read": NO_RW_CHECK_SCRIPT}
+                 "script_after_read": NO_RW_CHECK_SCRIPT if rw_dont_care(mod) else ""}
     if getattr(mod, "SCRIPT_AFTER_SYNTH", None):
         overrides["script_after_synth"] = mod.SCRIPT_AFTER_SYNTH
     opts = " ".join(filter(None, ["--report report.json", getattr(mod, "NEXTPNR_OPTS", ""),

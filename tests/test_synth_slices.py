@@ -1,5 +1,7 @@
 """scripts/synth_slices.py: where a component's LUTs go (``--owners``)."""
 
+import pytest
+
 from scripts_util import load_script
 
 
@@ -49,11 +51,12 @@ def test_owners_charges_each_lut_to_what_its_output_reaches():
 
 def test_components_are_synthesised_as_the_boards_build_them():
     from boards import icebreaker, ulx3s
-    from boards.build import synth_commands, NO_RW_CHECK_SCRIPT
+    from boards.build import synth_commands, NO_RW_CHECK_SCRIPT, rw_dont_care
     assert synth_slices.FAMILIES["ecp5"][0] == "ulx3s"
     assert synth_slices.FAMILIES["ice40"][0] == "icebreaker"
     ecp5 = synth_commands("ulx3s", "vxm")
-    assert ecp5.startswith(f"{NO_RW_CHECK_SCRIPT}; synth_ecp5 -top vxm " + ulx3s.SYNTH_OPTS)
+    before = f"{NO_RW_CHECK_SCRIPT}; " if rw_dont_care(ulx3s) else ""
+    assert ecp5.startswith(f"{before}synth_ecp5 -top vxm " + ulx3s.SYNTH_OPTS)
     assert ecp5.endswith(ulx3s.script_after_synth("vxm"))
     assert ulx3s.SCRIPT_AFTER_SYNTH == ulx3s.script_after_synth("top")
     assert synth_commands("icebreaker", "mem") == \
@@ -85,17 +88,21 @@ def _ram(marked):
     return Ram()
 
 
-def test_a_marked_memory_has_no_collision_logic(tmp_path, monkeypatch):
+@pytest.mark.parametrize("family, board", [("ice40", "icebreaker"), ("ecp5", "ulx3s")])
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_marked_memory_has_no_collision_logic(tmp_path, monkeypatch, family, board, applied):
     """Without ``no_rw_check`` Yosys returns the old word on a collision with flip-flops,
-    a comparator and a multiplexer around the block RAM; with it, the block RAM alone
-    (what boards.build.NO_RW_CHECK_SCRIPT is for, on both families)."""
+    a comparator and a multiplexer around the block RAM; with it, and the board's build
+    applying it (boards.build.NO_RW_CHECK_SCRIPT, ``RW_DONT_CARE``), the block RAM alone."""
+    from boards.build import board_module
+    monkeypatch.setattr(board_module(board), "RW_DONT_CARE", applied, raising=False)
     cells = {}
     for marked in (False, True):
         monkeypatch.setattr(synth_slices, "build", lambda kind, config: _ram(marked))
-        for family in ("ice40", "ecp5"):
-            counts, _ = synth_slices.synth("ram", None, str(tmp_path), family=family)
-            cells[marked, family] = counts
-    for family in ("ice40", "ecp5"):
-        assert cells[True, family]["BRAM"] == cells[False, family]["BRAM"] == 1
-        assert cells[False, family]["FF"] > 8 and cells[False, family]["LUT4"] >= 8
-        assert cells[True, family]["FF"] == 0 and cells[True, family]["LUT4"] == 0
+        cells[marked], _ = synth_slices.synth("ram", None, str(tmp_path), family=family)
+    assert cells[True]["BRAM"] == cells[False]["BRAM"] == 1
+    assert cells[False]["FF"] > 8 and cells[False]["LUT4"] >= 8
+    if applied:
+        assert cells[True]["FF"] == 0 and cells[True]["LUT4"] == 0
+    else:
+        assert cells[True] == cells[False]
