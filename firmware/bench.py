@@ -151,7 +151,7 @@ class Bench:
             return None, "no board"
         if board not in self.fmax:
             return None, f"no Fmax ({self.fmax_missing.get(board, 'fpga section not run')})"
-        return cycles / self.fmax[board], f"{board} @ {self.fmax[board]:.1f} MHz"
+        return cycles / self.fmax[board], f"{board} @ {self.fmax[board]:.2f} MHz"
 
     def _rtl_engine(self):
         return self.args.rtl_engine or ("amaranth" if self.quick else "rtl")
@@ -313,7 +313,7 @@ def section_fpga(b):
             b.fmax_missing[board] = f"no routed {board} build"   # failed, or not finished
         row["status"] = _build_status(error) if error else "ok"
         rows.append(row)
-        b.log(f"[fpga] {board}: {row['status']}" + (f", Fmax {rep['fmax_mhz']:.1f} MHz"
+        b.log(f"[fpga] {board}: {row['status']}" + (f", Fmax {rep['fmax_mhz']:.2f} MHz"
                                                       if rep["fmax_mhz"] else ""))
     notes.append("Fmax = nextpnr's maximum frequency of the core clock after routing; "
                  "resources used / available (iCE40: LUT and FF counted by Yosys, against the "
@@ -802,7 +802,7 @@ def render_markdown(data):
         elif name == "fpga":
             lines.append(_table([
                 ("board", "board", None), ("config", "config", None), ("VL", "vl", None),
-                ("Fmax MHz", "fmax_mhz", ".1f"), ("target MHz", "target_mhz", ".1f")]
+                ("Fmax MHz", "fmax_mhz", ".2f"), ("target MHz", "target_mhz", ".1f")]
                 + [(k, _resource(k), None) for k in ("LUT", "FF", "BRAM", "DSP")]
                 + [("peak int8 GOPS", "gops", ".2f"), ("build s", "build_s", ".0f"),
                    ("status", "status", None)], sec["rows"]))

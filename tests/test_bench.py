@@ -144,8 +144,8 @@ def test_fpga_reports_feed_latency_and_gops(tmp_path):
     for r in rows(data, "models"):
         if r["config"] == "ulx3s":
             assert r["latency_us"] == pytest.approx(r["predicted"] / 40.0)
-            assert "ulx3s @ 40.0 MHz" in r["latency_at"]
-    assert f"| ulx3s | ulx3s | {vl} | 40.0 |" in out.read_text()
+            assert "ulx3s @ 40.00 MHz" in r["latency_at"]
+    assert f"| ulx3s | ulx3s | {vl} | 40.00 |" in out.read_text()
 
 
 def test_a_build_without_a_tsp_gives_no_gops_and_no_latency(tmp_path):
