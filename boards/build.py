@@ -306,7 +306,7 @@ class PhaseClock:
 #: (``proc``, then ``memory_collect`` makes each memory one ``$mem_v2`` cell, with the memory's
 #: attributes; each marked memory has one read and one write port, so the mask,
 #: read ports x write ports, is one bit.) On the ``pico`` set for the iCEBreaker
-#: this took 504 logic cells off the 5,922 of the build (session 12).
+#: this took the build from 5,922 to 5,245 logic cells (session 12).
 NO_RW_CHECK_SCRIPT = ("proc; memory_collect; "
                       "setparam -set RD_COLLISION_X_MASK 1'1 "
                       "t:$mem_v2 a:no_rw_check %i r:RD_PORTS=1 %i r:WR_PORTS=1 %i")

@@ -1,8 +1,8 @@
 """Block RAM whose reads never need a word written in the same cycle.
 
 A memory with one synchronous read port and one write port whose read, in a cycle
-that also writes the same address, is never used (or only after an error has
-stopped the machine) carries the Yosys attribute ``no_rw_check``: its read data in
+that also writes the same address, is never used carries the Yosys attribute
+``no_rw_check``: its read data in
 such a cycle is then a don't-care. FPGA block RAM does not define that case
 (iCE40 ``SB_RAM40_4K``, ECP5 ``DP16KD`` between its two ports), so without the
 attribute Yosys adds soft logic to every such memory to return the old word: a
