@@ -93,6 +93,11 @@ class Config:
     ``queue_depth``      instruction words per queue (instruction memory)
     ``rtl``              whether this set is meant to elaborate as gateware
     ``ecc``              SECDED check bits on every MEM word (``firmware/ecc.py``)
+    ``fetch_reg``        each instruction queue keeps its current word in a register
+                         and reads the next one ahead (``rtl/icu.py``): the sequencer's
+                         paths start at a flip-flop, not at the block RAM's data output
+                         (on the ECP5 5.8 ns of a 25 ns path). Invisible to programs;
+                         ``False`` saves the register (the iCE40 UP5K has no room)
     """
     name: str
     tiles: int
@@ -110,6 +115,7 @@ class Config:
     queue_depth: int = 256
     rtl: bool = True
     ecc: bool = True
+    fetch_reg: bool = True
 
     def __post_init__(self):
         def need(cond, fld, msg):
@@ -130,6 +136,7 @@ class Config:
              "MEM addresses are 13 bits: at most 4096 words per bank")
         need(self.bank_words & (self.bank_words - 1) == 0, "bank_words", "must be a power of two")
         need(isinstance(self.ecc, bool), "ecc", "must be True or False")
+        need(isinstance(self.fetch_reg, bool), "fetch_reg", "must be True or False")
         need(isinstance(self.vxm_int32, bool), "vxm_int32", "must be True or False")
         need(self.vl <= 512, "lanes", "at most 512 lanes in all (9-bit lane fields)")
         need(self.vxm_alus <= 16, "vxm_alus", "at most 16 ALUs per lane (4-bit ALU fields)")
@@ -317,14 +324,14 @@ CONFIGS = {
         Config("tiny", tiles=2, lanes=2, streams=4, mem_slices=2, bank_words=256,
                mxm=("E",), sxm=("E",), vxm_alus=2, acc_slots=16, sxm_maps=2,
                queue_depth=128),
-        # The smallest set: what the iCEBreaker's iCE40 UP5K (5,280 logic cells) is
-        # being brought down to. One lane per tile, one MEM slice a side, no SXM, one
-        # VXM ALU without a multiplier and 8 bits wide (no int32 ops: the 32-bit lane
-        # was 1,463 of the 7,925 logic cells), one accumulator slot, no ECC. It does
-        # not fit yet (docs/ARCHITECTURE.md, "The FPGA sets").
+        # The smallest set, the iCEBreaker's (iCE40 UP5K, 5,280 logic cells). One lane
+        # per tile, one MEM slice a side, no SXM, one VXM ALU without a multiplier and
+        # 8 bits wide (no int32 ops: the 32-bit lane was 1,463 of the 7,925 logic
+        # cells), one accumulator slot, no ECC, no fetch registers. It fits with 35
+        # cells to spare (docs/ARCHITECTURE.md, "The FPGA sets").
         Config("pico", tiles=2, lanes=1, streams=4, mem_slices=1, bank_words=256,
                mxm=("E",), sxm=(), vxm_alus=1, vxm_mul_alus=(), vxm_int32=False,
-               acc_slots=1, sxm_maps=1, queue_depth=256, ecc=False),
+               acc_slots=1, sxm_maps=1, queue_depth=256, ecc=False, fetch_reg=False),
         # The ULX3S-85F (ECP5-85F). Measured, not guessed (docs/ARCHITECTURE.md,
         # "The FPGA sets"): at 4 x 4 lanes the VXM alone synthesised to 144k LUT4
         # and the 16x16 MXM to 256 multipliers, against the part's 84k LUT4 and

@@ -418,17 +418,33 @@ class InstructionQueue(wiring.Component):
                      wr.en.eq(self.imem_w.en), wr.addr.eq(self.imem_w.addr),
                      wr.data.eq(Cat(self.imem_w.data, check.flags))]
 
-        # pc: index of the instruction occupying this cycle; rd.data holds its word.
+        # pc: index of the instruction occupying this cycle; `row` holds its word.
         pc = Signal(range(depth + 1))
         pc_next = Signal(range(depth + 1))
-        m.d.comb += [pc_next.eq(pc), rd.addr.eq(pc_next)]
+        load = Signal()                # the sequencer moves to the word at pc_next
+        m.d.comb += pc_next.eq(pc)
         m.d.sync += pc.eq(pc_next)
-        word = rd.data[:word_bits]
-        fetch_flags = rd.data[word_bits:]
+        if c.fetch_reg:
+            # The fetch register `row` holds word pc and the read port shows word pc + 1:
+            # the program is a straight line, so the next word is always known, and the
+            # sequencer's decision starts at a flip-flop, not at the block RAM's slow data
+            # output. A move reads pc + 2 (the new pc + 1); otherwise the port holds.
+            # Idle, the port reads word 0; `start` loads it and reads word 1.
+            row = Signal(len(rd.data), name="row")
+            with m.If(load):
+                m.d.sync += row.eq(rd.data)
+            m.d.comb += [rd.addr.eq(pc + 2), rd.en.eq(load)]
+        else:
+            # No fetch register (an FPGA short of flip-flops): the port reads pc_next, and
+            # its data is the word of this cycle.
+            row = rd.data
+            m.d.comb += rd.addr.eq(pc_next)
+        word = row[:word_bits]
+        fetch_flags = row[word_bits:]
         at_end = pc == depth           # ran off the end of the memory: halt there
 
-        # While a NOP or a REPEAT runs, pc stays on its word, so the read port keeps
-        # showing it: its fields need no registers of their own. (The host writes the
+        # While a NOP or a REPEAT runs, pc stays on its word, so `row` keeps showing
+        # it: its fields need no registers of their own. (The host writes the
         # instruction memory only while the queue is idle.)
         nop_f = fields(kind, "NOP", word)
         rep_f = fields(kind, "REPEAT", word)
@@ -503,7 +519,7 @@ class InstructionQueue(wiring.Component):
         m.d.comb += last_rep.eq(reps1 == rep_f.n)
 
         def advance():
-            m.d.comb += pc_next.eq(pc + 1)
+            m.d.comb += [pc_next.eq(pc + 1), load.eq(1)]
             m.next = "FETCH"
 
         def repeat_step(allowed=1):
@@ -525,8 +541,10 @@ class InstructionQueue(wiring.Component):
 
         def restart():
             # Only an idle or halted queue takes `start` (the top ignores it while running).
+            if c.fetch_reg:
+                m.d.comb += [rd.addr.eq(self.start), rd.en.eq(1)]
             with m.If(self.start):
-                m.d.comb += pc_next.eq(0)
+                m.d.comb += [pc_next.eq(0), load.eq(1)]
                 m.next = "FETCH"
 
         with m.FSM(init="IDLE"):

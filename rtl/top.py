@@ -54,7 +54,7 @@ CYCLE_BITS = 32
 
 #: Clock cycles from the cycle of the host's ``START`` to local cycle 0: the queues'
 #: sequencers decide cycle 0 in the cycle between (``rtl/icu.py``).
-START_TO_RUN = 2
+START_TO_RUN = 3
 
 #: Width of ``host.addr``: the widest index it carries (instruction words up to 2**16).
 HOST_ADDR_BITS = 16
@@ -205,13 +205,16 @@ class TSP(wiring.Component):
         c = self._config
         fp = c.floorplan
         host = self.host
-        # START in cycle S: the queues' sequencers decide local cycle 0 in S + 1
-        # (``prime``), and the machine runs from S + 2 (local cycle 0).
-        assert START_TO_RUN == 2, "one prime cycle between START and local cycle 0"
+        # START in cycle S (``go``): the queues take ``start`` in S + 1 (a queue with a
+        # fetch register loads word 0, which the block RAM read in S, a cycle in which
+        # the host wrote nothing), their sequencers decide local cycle 0 in S + 2
+        # (``prime``), and the machine runs from S + 3 (local cycle 0).
+        assert START_TO_RUN == 3, "start and prime cycles between START and local cycle 0"
+        start = Signal()
         prime = Signal()
-        idle = ~self.running & ~prime
-        start = idle & (host.cmd == HostCmd.START)
-        m.d.sync += prime.eq(start)
+        idle = ~self.running & ~start & ~prime
+        go = idle & (host.cmd == HostCmd.START)
+        m.d.sync += [start.eq(go), prime.eq(start)]
 
         running = Signal()
         m.d.comb += self.running.eq(running)
@@ -301,7 +304,7 @@ class TSP(wiring.Component):
         all_halted = Cat(q.halted for q in self.queues).all()
         draining = Signal()
         drain = Signal(range(c.tiles))
-        with m.If(start):
+        with m.If(go | start):
             m.d.sync += [self.done.eq(0), self.cycles.eq(0), draining.eq(0)]
         with m.Elif(prime):
             m.d.sync += running.eq(1)

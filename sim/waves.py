@@ -462,7 +462,7 @@ def _write_filters(folder, image, widths):
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
     # The instruction memory holds each word with its legality flags above it
-    # (``InstructionQueue.stored``): the fetch port shows those rows.
+    # (``InstructionQueue.stored``): the fetch register (or port) shows those rows.
     rows = {kind: {0: "HALT"} for kind in SliceKind}
     for name, words in image.queues.items():
         queue = fp.queue(name)
@@ -678,7 +678,9 @@ class _Layout:
             with self.save.group(f"{s.name} queues", closed=True):
                 for q in self.queues_of(s):
                     self.trace(f"q_{q.name}.pc", f"{q.name} pc", "dec")
-                    self.trace(f"q_{q.name}._imem_rd__data", f"{q.name} fetch",
+                    # the word of this cycle: the fetch register, or the read port
+                    row = "row" if self.c.fetch_reg else "_imem_rd__data"
+                    self.trace(f"q_{q.name}.{row}", f"{q.name} fetch",
                                filt=f"fetch_{s.kind.value}")
                     self.trace(f"q_{q.name}.waiting", f"{q.name} waits (SYNC)", "bin")
                     self.trace(f"q_{q.name}.halted", f"{q.name} halted", "bin")

@@ -117,7 +117,8 @@ class BankBench(wiring.Component):
         step = Signal(range(c.mem_words + PROGRAM + 2))
         now = Signal(TIME)                   # local cycle since START (saturating)
         started = Signal()
-        primed = Signal()                    # from local cycle 0: START's cycle + 2
+        armed = Signal()                     # from START's cycle + 2
+        primed = Signal()                    # from local cycle 0: START's cycle + 3
         reading = Signal(range(c.mem_words + 1))
         checking = Signal()                  # rdata holds word `reading - 1` this cycle
         with m.If(~started):
@@ -134,7 +135,7 @@ class BankBench(wiring.Component):
                 m.d.comb += host.cmd.eq(HostCmd.START)
                 m.d.sync += started.eq(1)
         with m.Else():
-            m.d.sync += primed.eq(1)
+            m.d.sync += [armed.eq(1), primed.eq(armed)]
             with m.If(primed & (now != (1 << TIME) - 1)):
                 m.d.sync += now.eq(now + 1)
             m.d.sync += checking.eq(0)
