@@ -152,8 +152,8 @@ def requant_round(m, prod, coarse, zp, zr, name):
     positions, so every part below is eight small constant-position terms and one
     pick by ``coarse``: the half bit (the last bit shifted out) and the quotient
     ``q``'s low 9 bits, one 10-bit window; the sticky bit (any bit below the half
-    bit), a prefix OR; and whether ``q`` is small (``-256 .. 255``: every bit from
-    ``s + 8`` up equals the sign), a suffix AND. A tie rounds up when ``q`` is odd,
+    bit), an OR; and whether ``q`` is small (``-256 .. 255``: every bit from
+    ``s + 8`` up equals the sign), an AND. A tie rounds up when ``q`` is odd,
     or with ``zr`` when ``q + zp`` is (one XOR with ``zp``'s low bit). The
     zero-point add is a short adder: larger quotients saturate by their sign.
     """
@@ -172,33 +172,30 @@ def requant_round(m, prod, coarse, zp, zr, name):
     window = [ext[h:h + 10] for h in half_at]
     shifted = Signal(10, name=f"{name}_shifted")        # the half bit and q's low 9 bits
     m.d.comb += shifted.eq(pick(window, coarse))
-    # sticky[c]: prod's bits 0 .. half_at[c] - 1; each is the one before plus a chunk
-    chunks = [prod[:half_at[0]]] + [prod[half_at[c - 1]:half_at[c]] for c in range(1, steps)]
-    below = []
-    for c, chunk in enumerate(chunks):
-        nz = chunk.any()
-        below.append(nz if c == 0 else below[-1] | nz)
-    sticky = pick(flags(below, "sticky"), coarse)
-    # small[c]: prod's bits from half_at[c] + 9 (q's bit 8) to the top equal the sign
+    # sticky[c]: any of prod's bits 0 .. half_at[c] - 1; small[c]: prod's bits from
+    # half_at[c] + 9 (q's bit 8) to the top equal the sign. Each is a tree of its own,
+    # not a chain of the eight (each on its neighbour's), which is shallower.
+    sticky = pick(flags([prod[:h].any() for h in half_at], "sticky"), coarse)
     tops = [min(h + 9, width) for h in half_at]
-    same = []
-    for c in reversed(range(steps)):
-        end = width if c == steps - 1 else tops[c + 1]
-        part = (prod[tops[c]:end] ^ sign.replicate(end - tops[c])) == 0 \
-            if end > tops[c] else Const(1)
-        same.insert(0, part if c == steps - 1 else part & same[0])
+    same = [(prod[t:] ^ sign.replicate(width - t)) == 0 if t < width else Const(1)
+            for t in tops]
     small = pick(flags(same, "small"), coarse)
     half = shifted[0]
     q = shifted[1:]
     up = half & (sticky | (q[0] ^ (zr & zp[0])))
     # A small q is -256 .. 255 (9 bits), so y is -384 .. 383 (10 bits); y fits
     # int8 when its bits from 7 up are equal (no comparators), else it saturates
-    # by its sign, as a large q does by its own.
-    y = Signal(signed(10), name=f"{name}_y")
-    m.d.comb += y.eq(q.as_signed() + up + zp)
-    fits = small & ((y[7:] == 0) | (y[7:] == 0b111))
+    # by its sign, as a large q does by its own. Both sums, q + zp and q + zp + 1,
+    # are made while the rounding decides `up` (which only picks one): the adder
+    # does not wait for the sticky bits.
+    ys = []
+    for carry in (0, 1):
+        y = Signal(signed(10), name=f"{name}_y{carry}")
+        m.d.comb += y.eq(q.as_signed() + zp + carry)
+        fits = small & ((y[7:] == 0) | (y[7:] == 0b111))
+        ys.append(Mux(fits, y[:8].as_signed(), Mux(Mux(small, y[-1], sign), -128, 127)))
     out = Signal(signed(32), name=f"{name}_out")
-    m.d.comb += out.eq(Mux(fits, y[:8].as_signed(), Mux(Mux(small, y[-1], sign), -128, 127)))
+    m.d.comb += out.eq(Mux(up, ys[1], ys[0]))
     return out
 
 
@@ -485,8 +482,10 @@ class VxmSlice(wiring.Component):
         m.d.comb += wide.eq(Cat(s1.sub, x).as_signed() + Cat(s1.sub, y).as_signed())
         total = wide[1:].as_signed()
         lt = total[W + 1]                               # a - b < 0 (exact in W + 2 bits)
-        eq = Signal(name=f"{name}_eq")                  # a - b == 0 (CMPEQ subtracts too)
-        m.d.comb += eq.eq(total == 0)
+        # a - b == 0, which CMPEQ and CMPGT (both subtract) read: a == b, compared
+        # beside the adder rather than after its carry chain
+        eq = Signal(name=f"{name}_eq")
+        m.d.comb += eq.eq(a == b)
         # The shifter: b mod width; SHL = reverse, shift right with zeros, reverse.
         amount = Mux(s1.out32, b[:5], b[:3]) if W == 32 else b[:3]
         rev_a = Cat(*reversed([a[i] for i in range(W)]))
