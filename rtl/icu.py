@@ -178,24 +178,28 @@ class LegalityCheck(wiring.Component):
             return problems
         return Mux(Cat(*pads).any(), ErrorFlag.ILLEGAL_INSTR, problems)
 
-    def repeat_flags(self, word):
+    def repeat_flags(self, word, lw_end=None):
         """The flags of a repetition: ``word`` is a word that issued (so it was legal)
         with its address fields moved by a ``REPEAT`` stride, and still in their
         widths. Only the conditions on address fields can fail now, so only they
-        are built (what :meth:`op_flags` would say of such a word)."""
+        are built (what :meth:`op_flags` would say of such a word). ``lw_end``, where
+        given, is an ``LW`` word's ``col + count``, made by the caller (the sequencer
+        keeps it beside the word, so no second adder follows the stride's)."""
         kind = self._queue.kind
         flags = Const(0, ERROR_BITS)
         for mnemonic, info in OPS[kind].items():
             if not info.addr_fields:
                 continue
-            items = self._problems(mnemonic, fields(kind, mnemonic, word), addr_only=True).items
+            items = self._problems(mnemonic, fields(kind, mnemonic, word), addr_only=True,
+                                   lw_end=lw_end).items
             if items:
                 flags = Mux(opcode(word) == info.opcode, _flags(items), flags)
         return flags
 
-    def _problems(self, mnemonic, f, addr_only=False):
+    def _problems(self, mnemonic, f, addr_only=False, lw_end=None):
         """``check()``'s conditions for one opcode, as ``(flag, condition)`` pairs
-        (with ``addr_only``, those on its address fields alone)."""
+        (with ``addr_only``, those on its address fields alone; ``lw_end``: see
+        :meth:`repeat_flags`)."""
         p = _Problems(addr_only)
         kind = self._queue.kind
         if mnemonic == "NOP":
@@ -208,7 +212,7 @@ class LegalityCheck(wiring.Component):
         elif kind is SliceKind.MEM:
             self._mem(p, mnemonic, f)
         elif kind is SliceKind.MXM:
-            self._mxm(p, mnemonic, f)
+            self._mxm(p, mnemonic, f, lw_end)
         elif kind is SliceKind.SXM:
             self._sxm(p, mnemonic, f)
         else:
@@ -231,12 +235,13 @@ class LegalityCheck(wiring.Component):
             p.addr(ErrorFlag.BANK_CONFLICT,
                    ~other & (f.raddr[bank_bit:] == f.waddr[bank_bit:]))
 
-    def _mxm(self, p, mnemonic, f):
+    def _mxm(self, p, mnemonic, f, lw_end=None):
         c = self._config
         if mnemonic == "LW":
             p.stream(c, f.stream, _PlusOne(f.count))
             # col + count + 1 > VL, i.e. col + count >= VL
-            p.addr(ErrorFlag.ADDR_RANGE, at_least(f.col + f.count, c.vl))
+            end = f.col + f.count if lw_end is None else lw_end
+            p.addr(ErrorFlag.ADDR_RANGE, at_least(end, c.vl))
         elif mnemonic in ("ABC", "ACC"):
             p.stream(c, f.stream, sg4=mnemonic == "ACC")
             if mnemonic == "ABC":          # the fused ACC's SG4 destination
@@ -324,12 +329,17 @@ class InstructionQueue(wiring.Component):
     The sequencer runs one cycle ahead of what the queue shows: in cycle
     ``t`` it decides ``t + 1``'s issue, notify, waiting, halted and err, and a
     register shows them in ``t + 1``. The instruction memory has a synchronous
-    read port, so the sequencer presents the address of the word it decides
-    next (``pc_next``) and sees that word one cycle later. While idle it keeps
-    reading address 0, so instruction 0 is on the read port in the cycle after
-    ``start``, when the sequencer decides local cycle 0, and the queue issues
-    back to back from the first cycle. The host must not write the memory in
-    the cycle it asserts ``start``.
+    read port. With ``config.fetch_reg`` the word the sequencer decides on is in a
+    register (``row``) and the port reads the next one ahead: while idle it reads
+    address 0, ``start`` loads that word and reads address 1, and every move to
+    the next word loads the port's word and reads the one after. Without it the
+    sequencer presents the address of the word it decides next (``pc_next``) and
+    sees that word on the port one cycle later. Either way instruction 0 is there
+    in the cycle after ``start``, when the sequencer decides local cycle 0, and
+    the queue issues back to back from the first cycle. The host must not write
+    the memory in the cycle it asserts ``start`` nor in the cycle before, and
+    ``start`` comes after at least one cycle idle or halted (the top's ``START``
+    gives both: ``rtl.top.START_TO_RUN``).
 
     ``stop`` comes from the top's error register, so the sequencer learns of an
     error one cycle late; the outputs are gated by ``stop`` directly, so what
@@ -483,6 +493,20 @@ class InstructionQueue(wiring.Component):
                 with m.If(moved[width:].any()):
                     m.d.comb += adv_oob.eq(1)
 
+        # An LW's range check is on col + count. For a repetition that sum is kept in a
+        # register beside `last` (`last_end`) and moved by the stride as `col` is, so
+        # the check does not add count to the moved col (a second carry chain after
+        # the stride's, on the sequencer's deepest path). `rep_issue`: the word that
+        # issues next is a repetition (`adv`), not the word at pc.
+        rep_issue = Signal()
+        lw_end = None
+        if "LW" in OPS[kind]:
+            row_lw = fields(kind, "LW", word)
+            last_end = Signal(len(row_lw.col) + 1)          # col + count < 2 ** 10
+            adv_end = Signal(signed(max(len(last_end), len(stride)) + 2))
+            m.d.comb += adv_end.eq(last_end + stride)
+            lw_end = adv_end[:len(last_end)]                # a col out of its field: adv_oob
+
         legal = ~fetch_flags.any()
         # A field walked past its width is ADDR_RANGE alone (the truncated word means
         # nothing); otherwise the repetition is checked like any issued word.
@@ -490,7 +514,7 @@ class InstructionQueue(wiring.Component):
         with m.If(adv_oob):
             m.d.comb += rep_flags.eq(ErrorFlag.ADDR_RANGE)
         with m.Else():
-            m.d.comb += rep_flags.eq(check.repeat_flags(adv))
+            m.d.comb += rep_flags.eq(check.repeat_flags(adv, lw_end))
 
         # The sequencer works one cycle ahead: in cycle t it decides what the queue
         # shows in t + 1 (``nxt``), and registers it (``shown``). Nothing runs from
@@ -506,6 +530,8 @@ class InstructionQueue(wiring.Component):
         m.d.comb += issued.eq(tile0.valid)
         with m.If(issued):
             m.d.sync += [last.eq(tile0.word), have_last.eq(1), since.eq(1)]
+            if lw_end is not None:
+                m.d.sync += last_end.eq(Mux(rep_issue, lw_end, row_lw.col + row_lw.count))
         with m.Elif(since != since.init):
             m.d.sync += since.eq(since + 1)
 
@@ -529,7 +555,7 @@ class InstructionQueue(wiring.Component):
                     with m.If(allowed):
                         m.d.comb += nxt.err.eq(rep_flags)
                 with m.Else():
-                    m.d.comb += [tile0.valid.eq(allowed), tile0.word.eq(adv)]
+                    m.d.comb += [tile0.valid.eq(allowed), tile0.word.eq(adv), rep_issue.eq(1)]
                 with m.If(last_rep):
                     m.d.sync += [reps.eq(0), reps1.eq(1)]
                     advance()
