@@ -18,8 +18,8 @@ __all__ = ["CONFIG", "CORE_FREQ", "SYNTH_OPTS", "LOADER_BOARD", "TOP", "pll_para
 
 #: The machine the iCEBreaker carries (a name of ``firmware.machine.CONFIGS``): the
 #: smallest set, ``pico`` (one lane per tile, an 8-bit VXM with no int32 ops, no SXM).
-#: ``tsp build --board icebreaker`` packs it into 5,245 of the UP5K's 5,280 logic
-#: cells and meets 24 MHz (Fmax 27.04 MHz, session 12; ``docs/ARCHITECTURE.md``,
+#: ``tsp build --board icebreaker`` packs it into 5,260 of the UP5K's 5,280 logic
+#: cells and meets 24 MHz (Fmax 28.3 MHz, session 13; ``docs/ARCHITECTURE.md``,
 #: "The FPGA sets"). It runs int8 vector programs (``boards/programs/vadd_pico.s``);
 #: a GEMM does not compile for it (its int32 results need four MEM slices a side).
 CONFIG = "pico"

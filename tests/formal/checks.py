@@ -43,7 +43,7 @@ QUICK = [
     Check("icu_sequencer_3", "NOP / REPEAT / NOTIFY / HALT timing, every legal program "
           "of 3 words", _sequencer(3), 10),
     Check("mem_bank", "a same-bank RW sets the sticky flag, executes nothing; "
-          "different banks never set it", mem_bank.BankBench, 16),
+          "different banks never set it", mem_bank.BankBench, 20),
 ]
 
 DEEP = [
@@ -69,7 +69,7 @@ def _caught(module, name, depth, mode="bmc"):
 CAUGHT = (
     [_caught(fabric_hop, name, 3, "prove") for name in fabric_hop.BROKEN]
     + [_caught(icu_sequencer, name, 12) for name in icu_sequencer.BROKEN]
-    + [_caught(mem_bank, name, 16) for name in mem_bank.BROKEN]
+    + [_caught(mem_bank, name, 20) for name in mem_bank.BROKEN]
     + [_caught(link_frames, name, 12) for name in link_frames.BROKEN]
 )
 
