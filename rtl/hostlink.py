@@ -31,7 +31,7 @@ from firmware.hostlink import (SOF, MAX_PAYLOAD, HEADER, HEADER_BYTES, REPLY_HEA
 from firmware.isa import ERROR_BITS
 
 from ._memory import rw_dont_care_memory
-from .top import TSP, HostCmd, host_layout, CYCLE_BITS, READ_MEM_LATENCY
+from .top import TSP, HostCmd, host_layout, CYCLE_BITS
 
 
 __all__ = ["UARTReceiver", "UARTTransmitter", "FrameReceiver", "ReplyFramer",
@@ -397,8 +397,7 @@ class CommandExecutor(wiring.Component):
     Write ops take their words from the frame buffer (one buffer read per
     byte, two cycles a byte: the buffer's read port is synchronous) and issue
     one host command per word; ``READ_MEM`` issues one command per word and
-    sends the word from ``rdata`` four cycles after (the TSP's ``READ_MEM_LATENCY``
-    is 2). Both ways between the
+    sends the word from ``rdata`` three cycles after. Both ways between the
     executor and the TSP are registered: ``host`` (a command leaves the executor
     the cycle after the state that issues it, so the frame header's decoding and
     the address adder end at this register and not in the TSP's memories: on the
@@ -595,13 +594,10 @@ class CommandExecutor(wiring.Component):
                     reply(Reply.OK, REPLY_HEADER_BYTES + self.buf_data * c.vl, then="SEND_HEAD")
             with m.State("SEND_HEAD"):
                 send("READ_ISSUE")
-            assert READ_MEM_LATENCY == 2, "READ_WAIT and READ_HELD: the TSP's two cycles"
             with m.State("READ_ISSUE"):
                 m.d.comb += host.cmd.eq(HostCmd.READ_MEM)
                 m.next = "READ_WAIT"
             with m.State("READ_WAIT"):                  # the TSP has the command
-                m.next = "READ_HELD"
-            with m.State("READ_HELD"):                  # its slice's register takes the word
                 m.next = "READ_DATA"
             with m.State("READ_DATA"):                  # the TSP's rdata holds the word
                 m.next = "READ_LATCH"

@@ -8,10 +8,10 @@ on ``host``; every command except ``NONE`` is ignored while the machine runs.
 ==============  =========================================================
 ``WRITE_INSTR`` queue ``sel`` (index in ``Floorplan.queues``), word ``addr`` = ``data``
 ``WRITE_MEM``   MEM slice at position ``sel``, word ``addr`` = ``data`` (lane 0 in bits 0..7)
-``READ_MEM``    MEM slice at position ``sel``, word ``addr``: on ``rdata`` ``READ_MEM_LATENCY`` cycles later
+``READ_MEM``    MEM slice at position ``sel``, word ``addr``: on ``rdata`` in the next cycle
 ``WRITE_LUT``   VXM table of lane ``lane``, entry ``addr`` = ``data[0:8]``
 ``WRITE_MAP``   SXM at position ``sel``: ``map[addr][lane] = data`` (a source lane)
-``START``       clear fabric, sequencers and errors; local cycle 0 is ``START_TO_RUN`` cycles later
+``START``       clear fabric, sequencers and errors; the next cycle is local cycle 0
 ==============  =========================================================
 
 Status: ``running``, ``done``, ``cycles`` (counts the running cycles, so it
@@ -47,8 +47,7 @@ from .fabric import StreamFabric
 from .mem import MemSlice
 
 
-__all__ = ["HostCmd", "host_layout", "load_commands", "TSP", "slice_class", "START_TO_RUN",
-           "READ_MEM_LATENCY"]
+__all__ = ["HostCmd", "host_layout", "load_commands", "TSP", "slice_class", "START_TO_RUN"]
 
 #: Width of the cycle counters (``cycles``, ``err_cycle``).
 CYCLE_BITS = 32
@@ -56,12 +55,6 @@ CYCLE_BITS = 32
 #: Clock cycles from the cycle of the host's ``START`` to local cycle 0: the queues'
 #: sequencers decide cycle 0 in the cycle between (``rtl/icu.py``).
 START_TO_RUN = 3
-
-#: Clock cycles from a ``READ_MEM`` command to its word on ``rdata``: the block RAM reads
-#: at the end of the command's cycle, the next cycle corrects the word (ECC) and a
-#: register per MEM slice holds it, so the host's read is no longer a path from every
-#: slice's block RAMs through the correction and the choice of slice to the host link.
-READ_MEM_LATENCY = 2
 
 #: Width of ``host.addr``: the widest index it carries (instruction words up to 2**16).
 HOST_ADDR_BITS = 16
@@ -332,19 +325,13 @@ class TSP(wiring.Component):
         ecc_failed = self._ecc(m, start)
         m.d.comb += self.errors.eq(errors | ecc_failed << flag_bit(ErrorFlag.MEM_ECC))
 
-        # -- host reads of MEM: READ_MEM in cycle c, the slice's corrected word in c + 1
-        # into its register, on `rdata` in c + 2 (READ_MEM_LATENCY) ----------------------
-        assert READ_MEM_LATENCY == 2, "the read word is held one cycle in its slice's register"
-        read_sel = Signal.like(host.sel)          # the slice asked in c, from c + 1
-        shown_sel = Signal.like(host.sel)         # ... and in c + 2
+        # -- host reads of MEM ------------------------------------------------------
+        read_sel = Signal.like(host.sel)
         with m.If(idle & (host.cmd == HostCmd.READ_MEM)):
             m.d.sync += read_sel.eq(host.sel)
-        m.d.sync += shown_sel.eq(read_sel)
         for s in fp.of_kind(SliceKind.MEM):
-            held = Signal.like(self.rdata, name=f"rdata_{s.name}")
-            m.d.sync += held.eq(self.slices[s.pos].host_rdata)
-            with m.If(shown_sel == s.pos):
-                m.d.comb += self.rdata.eq(held)
+            with m.If(read_sel == s.pos):
+                m.d.comb += self.rdata.eq(self.slices[s.pos].host_rdata)
         return m
 
     def _ecc(self, m, start):

@@ -22,7 +22,7 @@ from amaranth.sim import Simulator
 from firmware.image import ProgramImage
 from firmware.isa import ErrorFlag, Instr, Operand, OperandKind, encode
 from firmware.machine import Dir, SliceKind, get_config
-from rtl.top import READ_MEM_LATENCY, START_TO_RUN, TSP, HostCmd, load_commands
+from rtl.top import START_TO_RUN, TSP, HostCmd, load_commands
 from sim.golden import run_image
 
 
@@ -166,8 +166,6 @@ def test_gateware_stops_cleanly_on_every_case():
             for (name, addr), _value in case[5].items():
                 pos = FP.slice(name).pos
                 await command(ctx, HostCmd.READ_MEM, sel=pos, addr=addr)
-                for _ in range(READ_MEM_LATENCY - 1):
-                    await ctx.tick()
                 kept[(name, addr)] = list(ctx.get(dut.rdata).to_bytes(C.vl, "little"))
             got.append({"done": ctx.get(dut.done), "running": ctx.get(dut.running),
                         "errors": ctx.get(dut.errors), "err_queue": ctx.get(dut.err_queue),

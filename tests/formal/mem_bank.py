@@ -35,7 +35,7 @@ from firmware.isa import OPS, WORD_BITS, ErrorFlag
 from firmware.machine import SliceKind
 
 from rtl.isa import fields, opcode
-from rtl.top import TSP, HostCmd, READ_MEM_LATENCY
+from rtl.top import TSP, HostCmd
 
 from .common import formal_config, no_reset, first_cycle, frozen
 from .mutants import Edit, mutant
@@ -120,12 +120,7 @@ class BankBench(wiring.Component):
         armed = Signal()                     # from START's cycle + 2
         primed = Signal()                    # from local cycle 0: START's cycle + 3
         reading = Signal(range(c.mem_words + 1))
-        # a READ_MEM of word `reading` in cycle c: its word is on rdata in c + 2
-        # (rtl.top.READ_MEM_LATENCY), then `checking` is up and `checked` names it
-        assert READ_MEM_LATENCY == 2, "the bench reads back with two cycles' latency"
-        asked, checking = Signal(), Signal()
-        asked_addr, checked = Signal.like(reading), Signal.like(reading)
-        m.d.sync += [checking.eq(asked), checked.eq(asked_addr)]
+        checking = Signal()                  # rdata holds word `reading - 1` this cycle
         with m.If(~started):
             m.d.sync += step.eq(step + 1)
             with m.If(step < c.mem_words):
@@ -143,11 +138,11 @@ class BankBench(wiring.Component):
             m.d.sync += [armed.eq(1), primed.eq(armed)]
             with m.If(primed & (now != (1 << TIME) - 1)):
                 m.d.sync += now.eq(now + 1)
-            m.d.sync += asked.eq(0)
+            m.d.sync += checking.eq(0)
             with m.If(tsp.done & (reading != c.mem_words)):
                 m.d.comb += [host.cmd.eq(HostCmd.READ_MEM), host.sel.eq(pos),
                              host.addr.eq(reading)]
-                m.d.sync += [reading.eq(reading + 1), asked.eq(1), asked_addr.eq(reading)]
+                m.d.sync += [reading.eq(reading + 1), checking.eq(1)]
 
         # -- the properties -------------------------------------------------------------------
         with m.If(~primed):
@@ -166,7 +161,7 @@ class BankBench(wiring.Component):
             with m.If(checking):
                 got = Signal(8 * c.vl)
                 m.d.comb += got.eq(tsp.rdata[:8 * c.vl])
-                with m.Switch(checked):
+                with m.Switch(reading - 1):
                     for a in range(c.mem_words):
                         with m.Case(a):
                             m.d.comb += Assert(got == expect[a])
