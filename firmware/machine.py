@@ -327,7 +327,7 @@ CONFIGS = {
         # The smallest set, the iCEBreaker's (iCE40 UP5K, 5,280 logic cells). One lane
         # per tile, one MEM slice a side, no SXM, one VXM ALU without a multiplier and
         # 8 bits wide (no int32 ops: the 32-bit lane was 1,463 of the 7,925 logic
-        # cells), one accumulator slot, no ECC, no fetch registers. It fits with 35
+        # cells), one accumulator slot, no ECC, no fetch registers. It fits with 20
         # cells to spare (docs/ARCHITECTURE.md, "The FPGA sets").
         Config("pico", tiles=2, lanes=1, streams=4, mem_slices=1, bank_words=256,
                mxm=("E",), sxm=(), vxm_alus=1, vxm_mul_alus=(), vxm_int32=False,

@@ -205,7 +205,7 @@ def test_the_icebreaker_program_on_the_simulated_board(capsys):
      "/dev/tsp-none"),
     (["--board", "ulx3s", "--port", "/dev/tsp-none", "--bitstream", "/nonexistent.bit"], 1,
      "no bitstream at /nonexistent.bit: build it with `tsp build --board ulx3s --freq 40 "
-     "--nextpnr-opts \"--no-tmdriv --seed 14\"`"),
+     "--nextpnr-opts \"--no-tmdriv --seed 1\"`"),
 ])
 def test_cli_board_errors(tmp_path, capsys, argv, status, message):
     prog = tmp_path / "copy.s"

@@ -6,6 +6,7 @@ the timing rules, and the run is also compared with the golden model (sim/golden
 final memory, error flags, first error and cycles must all be equal.
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from amaranth.back import rtlil, verilog
 from firmware.asm import assemble, assemble_file
 from firmware.image import ProgramImage
 from firmware.isa import ErrorFlag, Instr, Operand, OperandKind, encode
-from firmware.machine import get_config, Dir, SliceKind
+from firmware.machine import ConfigError, get_config, Dir, SliceKind
 from rtl.top import TSP
 from sim.amaranth_run import run_image_amaranth, SimulationTimeout
 from sim.golden import run_image
@@ -382,3 +383,41 @@ def test_host_loads_tables_and_maps():
     perm = np.array([2, 0, 3, 1])
     np.testing.assert_array_equal(r.outputs["z"][0], y[perm])
     assert (r.errors, r.cycles) == (0, 14)
+
+
+def _copy_with_waits(config):
+    """MEM_E1 reads 0..3 every second cycle (REPEAT d = 2), MEM_W1 waits with a NOP and
+    writes them at 19, 18, 17, 16 (REPEAT stride -1), then NOTIFY; MEM_W0 waits in SYNC
+    for it and writes a word of the westward stream after."""
+    fp = config.floorplan
+    lat = config.latency.mem_read
+    d = lat + config.latency.hops(fp.slice("MEM_E1").pos, fp.slice("MEM_W1").pos)
+    img = ProgramImage(config)
+    img.set_words("MEM_E1", 0, rows(4, 6))
+    img.queues["MEM_E1"] = [I("READ", addr=0, dir=1, stream=2),
+                            I("REPEAT", n=3, d=2, stride=1)]
+    img.queues["MEM_W1"] = [I("NOP", n=d), I("WRITE", addr=19, dir=1, stream=2),
+                            I("REPEAT", n=3, d=2, stride=-1), I("NOTIFY")]
+    img.queues["MEM_W0"] = [I("SYNC"), I("WRITE", addr=5, dir=1, stream=2)]
+    return img
+
+
+def test_fetch_register_is_invisible():
+    """``Config.fetch_reg`` changes how a queue reads its instruction memory, never what it
+    issues when: the same program (NOP, REPEAT with a distance and a negative stride,
+    NOTIFY / SYNC) with and without the fetch registers ends in the same cycle with the
+    same memory, both equal to the golden model (``pico`` builds without them, the
+    other sets with)."""
+    assert C.fetch_reg
+    runs = [run_both(_copy_with_waits(config))
+            for config in (C, dataclasses.replace(C, fetch_reg=False))]
+    with_reg, no_reg = runs
+    assert (with_reg.cycles, with_reg.errors) == (no_reg.cycles, no_reg.errors)
+    for name in with_reg.memory:
+        np.testing.assert_array_equal(with_reg.memory[name], no_reg.memory[name], err_msg=name)
+    np.testing.assert_array_equal(with_reg.memory["MEM_W1"][16:20], rows(4, 6)[::-1])
+
+
+def test_config_rejects_a_fetch_reg_that_is_not_a_bool():
+    with pytest.raises(ConfigError, match="fetch_reg = 1: must be True or False"):
+        dataclasses.replace(C, fetch_reg=1)
