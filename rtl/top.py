@@ -11,7 +11,7 @@ on ``host``; every command except ``NONE`` is ignored while the machine runs.
 ``READ_MEM``    MEM slice at position ``sel``, word ``addr``: on ``rdata`` in the next cycle
 ``WRITE_LUT``   VXM table of lane ``lane``, entry ``addr`` = ``data[0:8]``
 ``WRITE_MAP``   SXM at position ``sel``: ``map[addr][lane] = data`` (a source lane)
-``START``       clear fabric, sequencers and errors; the next cycle is local cycle 0
+``START``       clear fabric, sequencers and errors; local cycle 0 is ``START_TO_RUN`` cycles later
 ==============  =========================================================
 
 Status: ``running``, ``done``, ``cycles`` (counts the running cycles, so it
@@ -52,8 +52,9 @@ __all__ = ["HostCmd", "host_layout", "load_commands", "TSP", "slice_class", "STA
 #: Width of the cycle counters (``cycles``, ``err_cycle``).
 CYCLE_BITS = 32
 
-#: Clock cycles from the cycle of the host's ``START`` to local cycle 0: the queues'
-#: sequencers decide cycle 0 in the cycle between (``rtl/icu.py``).
+#: Clock cycles from the cycle of the host's ``START`` to local cycle 0: the queues take
+#: ``start`` in the next cycle (loading word 0 into a fetch register) and their
+#: sequencers decide cycle 0 in the one after (``rtl/icu.py``).
 START_TO_RUN = 3
 
 #: Width of ``host.addr``: the widest index it carries (instruction words up to 2**16).
@@ -304,7 +305,7 @@ class TSP(wiring.Component):
         all_halted = Cat(q.halted for q in self.queues).all()
         draining = Signal()
         drain = Signal(range(c.tiles))
-        with m.If(go | start):
+        with m.If(go | start):          # `done` falls in the cycle after START's
             m.d.sync += [self.done.eq(0), self.cycles.eq(0), draining.eq(0)]
         with m.Elif(prime):
             m.d.sync += running.eq(1)

@@ -104,6 +104,9 @@ def test_every_saved_signal_is_in_the_wave_file(icarus_run):
     assert len(hops) == C.tiles * C.streams * (2 * FP.width - 2)
     issues = [a for a in aliases if a.endswith(" issue")]
     assert len(issues) == C.tiles * len(FP.queues)
+    # every queue's word of the cycle: its fetch register (Config.fetch_reg) or read port
+    fetches = [a for a in aliases if a.endswith(" fetch")]
+    assert len(fetches) == len(FP.queues)
     assert aliases[:6] == ["cycles", "running", "done", "errors", "first error at queue",
                            "first error at cycle"]
 
