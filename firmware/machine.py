@@ -98,6 +98,13 @@ class Config:
                          paths start at a flip-flop, not at the block RAM's data output
                          (on the ECP5 5.8 ns of a 25 ns path). Invisible to programs;
                          ``False`` saves the register (the iCE40 UP5K has no room)
+    ``mem_read_reg``     each MEM tile holds a read's word one cycle in a register after
+                         its block RAMs, before the ECC correction (``rtl/mem.py``): the
+                         path from a block RAM's slow data output ends there, and the
+                         correction and the stream choice start at a flip-flop. A
+                         ``READ`` then takes two cycles, not one
+                         (:attr:`Latencies.mem_read`): programs see it, and the
+                         compiler schedules by it
     """
     name: str
     tiles: int
@@ -116,6 +123,7 @@ class Config:
     rtl: bool = True
     ecc: bool = True
     fetch_reg: bool = True
+    mem_read_reg: bool = False
 
     def __post_init__(self):
         def need(cond, fld, msg):
@@ -137,6 +145,7 @@ class Config:
         need(self.bank_words & (self.bank_words - 1) == 0, "bank_words", "must be a power of two")
         need(isinstance(self.ecc, bool), "ecc", "must be True or False")
         need(isinstance(self.fetch_reg, bool), "fetch_reg", "must be True or False")
+        need(isinstance(self.mem_read_reg, bool), "mem_read_reg", "must be True or False")
         need(isinstance(self.vxm_int32, bool), "vxm_int32", "must be True or False")
         need(self.vl <= 512, "lanes", "at most 512 lanes in all (9-bit lane fields)")
         need(self.vxm_alus <= 16, "vxm_alus", "at most 16 ALUs per lane (4-bit ALU fields)")
@@ -206,8 +215,11 @@ class Latencies:
     def __init__(self, config):
         self._c = config
 
-    #: MEM ``Read``: address in cycle t, block-RAM data out in t + 1.
-    mem_read = 1
+    @property
+    def mem_read(self):
+        """MEM ``READ``: address in cycle t, block-RAM data out in t + 1, emitted then;
+        with ``Config.mem_read_reg``, held a cycle first and emitted in t + 2."""
+        return 2 if self._c.mem_read_reg else 1
 
     #: VXM: operand latch, compute, result register; chained ALUs read the
     #: result register at the same cycle the stream does (0 hops away).
@@ -347,7 +359,7 @@ CONFIGS = {
         # MXM bound (docs/ARCHITECTURE.md, "The FPGA sets").
         Config("ulx3s", tiles=4, lanes=2, streams=4, mem_slices=4, bank_words=1024,
                mxm=("E",), sxm=("E",), vxm_alus=2, vxm_mul_alus=(1,), acc_slots=256,
-               sxm_maps=4, queue_depth=512),
+               sxm_maps=4, queue_depth=512, mem_read_reg=True),
         # The real chip's geometry, for the golden model and the compiler only.
         # (The chip has two 320x320 planes per hemisphere; one per side here.)
         Config("groq", tiles=20, lanes=16, streams=32, mem_slices=44, bank_words=4096,

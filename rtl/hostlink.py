@@ -31,7 +31,7 @@ from firmware.hostlink import (SOF, MAX_PAYLOAD, HEADER, HEADER_BYTES, REPLY_HEA
 from firmware.isa import ERROR_BITS
 
 from ._memory import rw_dont_care_memory
-from .top import TSP, HostCmd, host_layout, CYCLE_BITS
+from .top import TSP, HostCmd, host_layout, CYCLE_BITS, read_mem_latency
 
 
 __all__ = ["UARTReceiver", "UARTTransmitter", "FrameReceiver", "ReplyFramer",
@@ -397,7 +397,8 @@ class CommandExecutor(wiring.Component):
     Write ops take their words from the frame buffer (one buffer read per
     byte, two cycles a byte: the buffer's read port is synchronous) and issue
     one host command per word; ``READ_MEM`` issues one command per word and
-    sends the word from ``rdata`` three cycles after. Both ways between the
+    sends the word from ``rdata`` two cycles after the TSP's (``read_mem_latency``,
+    plus the two registers below). Both ways between the
     executor and the TSP are registered: ``host`` (a command leaves the executor
     the cycle after the state that issues it, so the frame header's decoding and
     the address adder end at this register and not in the TSP's memories: on the
@@ -598,7 +599,10 @@ class CommandExecutor(wiring.Component):
                 m.d.comb += host.cmd.eq(HostCmd.READ_MEM)
                 m.next = "READ_WAIT"
             with m.State("READ_WAIT"):                  # the TSP has the command
-                m.next = "READ_DATA"
+                m.next = "READ_WAIT_1" if read_mem_latency(c) > 1 else "READ_DATA"
+            for n in range(1, read_mem_latency(c)):     # the word in the slice's pipeline
+                with m.State(f"READ_WAIT_{n}"):
+                    m.next = f"READ_WAIT_{n + 1}" if n + 1 < read_mem_latency(c) else "READ_DATA"
             with m.State("READ_DATA"):                  # the TSP's rdata holds the word
                 m.next = "READ_LATCH"
             with m.State("READ_LATCH"):                 # rdata_r holds the word now

@@ -9,7 +9,10 @@ same cycle (the ICU guarantees they differ, else it raised ``BANK_CONFLICT``).
 Timing (``docs/ARCHITECTURE.md`` section 4, ``Latencies.mem_read``): the read
 port is synchronous, so a ``READ`` issued in cycle ``g`` has its data in
 ``g + 1`` and emits it then; a ``WRITE`` in ``g`` is stored at the end of
-``g``, so a ``READ`` in ``g + 1`` already sees it.
+``g``, so a ``READ`` in ``g + 1`` already sees it. With ``config.mem_read_reg``
+the word leaving the block RAMs in ``g + 1`` is held in a register (after the
+choice of bank, before ECC) and emitted in ``g + 2``: the block RAM's slow data
+output then drives one flip-flop, not the correction and the stream choice.
 
 ECC (``firmware/ecc.py``, when ``config.ecc``): every tile's ``L`` bytes of a
 word are one SECDED codeword. Each tile has one more block RAM, ``checks[k]``,
@@ -17,7 +20,7 @@ word are one SECDED codeword. Each tile has one more block RAM, ``checks[k]``,
 one read and one write a cycle, which is what one pseudo-dual-port block RAM
 does. Every store (``WRITE``, ``RW``, host write) writes the check bits of its
 data; every read decodes in the cycle its data leave the block RAMs, between
-the read ports and the outgoing streams, so ``Latencies.mem_read`` stays 1: a
+the read ports (or their register) and the outgoing streams, so it adds no cycle: a
 single flipped bit is corrected and reported on ``ecc[k].corrected``, anything
 worse passes through as read and is reported on ``ecc[k].uncorrectable``
 (only for instruction reads; a host read gets the corrected word and reports
@@ -60,14 +63,16 @@ class MemSlice(wiring.Component):
     e_in, w_in : In(stream_layout)
         ``east[pos]``, ``west[pos]`` for every tile.
     e_out, w_out : Out(stream_layout); e_emit, w_emit : Out(emit_layout)
-        The read data one cycle after a ``READ`` / ``RW``, on its stream and direction.
+        The read data ``Latencies.mem_read`` cycles after a ``READ`` / ``RW``, on its
+        stream and direction.
     err : Out(ERROR_BITS)
         Always zero: every MEM error is an issue-time error of the ICU.
     host : In(addr, we, wdata)
         Host access while the machine is idle: write ``wdata`` (``VL`` bytes,
         lane 0 first) at ``addr`` when ``we``; the read port follows ``addr``.
     host_rdata : Out(ArrayLayout(8, VL))
-        The word at the ``host.addr`` of the previous cycle (ECC-corrected).
+        The word at the ``host.addr`` of ``Latencies.mem_read`` cycles before
+        (ECC-corrected).
     ecc : Out(ArrayLayout(ecc_event_layout, tiles))
         Tile ``k``'s decoder on the read data of this cycle (always zero without ECC).
     """
@@ -75,8 +80,9 @@ class MemSlice(wiring.Component):
     def __init__(self, config, slice):
         if slice.kind is not _MEM:
             raise TypeError(f"MemSlice needs a MEM slice, not {slice.name} ({slice.kind.value})")
-        # The read port is synchronous: its one cycle *is* the READ latency.
-        assert config.latency.mem_read == 1, "MemSlice's pipeline implements mem_read = 1"
+        # The read port is synchronous: its one cycle is the READ latency, or with
+        # mem_read_reg one of its two.
+        assert config.latency.mem_read == 1 + config.mem_read_reg, "MemSlice's pipeline"
         self._config = config
         self._slice = slice
         word = data.ArrayLayout(8, config.vl)
@@ -198,22 +204,33 @@ class MemSlice(wiring.Component):
             m.d.comb += [wp.en.eq(st_en & (st_addr[bank_bit] == b)), wp.addr.eq(st_addr[:bank_bit]),
                          wp.data.eq(st_data)]
 
-        # Emit stage (Latencies.mem_read = 1 cycle after issue): every stream of the
-        # chosen direction carries the read data, the emit bit selects the one it goes on.
+        # Emit stage (Latencies.mem_read cycles after issue): every stream of the chosen
+        # direction carries the read data, the emit bit selects the one it goes on.
         em_valid, em_dir, em_stream = Signal(), Signal(), Signal(5)
         em_addr = Signal(range(c.mem_words))
-        m.d.sync += [em_valid.eq(rd_en), em_dir.eq(rd_dir), em_stream.eq(rd_stream),
-                     em_addr.eq(rd_addr)]
+        issued = [rd_en, rd_dir, rd_stream, rd_addr]
+        for _stage in range(c.latency.mem_read):
+            issued = [_delayed(m, v) for v in issued]
+        m.d.comb += [em_valid.eq(issued[0]), em_dir.eq(issued[1]), em_stream.eq(issued[2]),
+                     em_addr.eq(issued[3])]
+
+        check = None
+        if self._code is not None:
+            m.submodules[f"tile{k}_check"] = self.checks[k]
+            crp, cwp = self._check_ports[k]
+            m.d.comb += [crp.addr.eq(rd_addr), cwp.en.eq(st_en), cwp.addr.eq(st_addr),
+                         cwp.data.eq(_encode(self._code, st_data))]
+            check = crp.data
+        if c.mem_read_reg:             # the word as read, held a cycle (Config.mem_read_reg)
+            raw = _delayed(m, raw, name=f"tile{k}_held")
+            if check is not None:
+                check = _delayed(m, check, name=f"tile{k}_held_check")
 
         rdata = Signal(data.ArrayLayout(8, L))
         if self._code is None:
             m.d.comb += rdata.eq(raw)
         else:
-            m.submodules[f"tile{k}_check"] = self.checks[k]
-            crp, cwp = self._check_ports[k]
-            m.d.comb += [crp.addr.eq(rd_addr), cwp.en.eq(st_en), cwp.addr.eq(st_addr),
-                         cwp.data.eq(_encode(self._code, st_data))]
-            fixed, corrected, uncorrectable = _decode(m, self._code, raw, crp.data)
+            fixed, corrected, uncorrectable = _decode(m, self._code, raw, check)
             m.d.comb += [rdata.eq(fixed),
                          self.ecc[k].corrected.eq(em_valid & corrected),
                          self.ecc[k].uncorrectable.eq(em_valid & uncorrectable),
@@ -227,6 +244,13 @@ class MemSlice(wiring.Component):
                 m.d.comb += self.e_emit[k].eq(1 << em_stream)
             with m.Else():
                 m.d.comb += self.w_emit[k].eq(1 << em_stream)
+
+
+def _delayed(m, value, name=None):
+    """``value`` one cycle later: a register of its shape, in ``m``'s sync domain."""
+    reg = Signal.like(value, name=name) if name else Signal.like(value)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 def _encode(code, value):

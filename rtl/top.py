@@ -8,7 +8,7 @@ on ``host``; every command except ``NONE`` is ignored while the machine runs.
 ==============  =========================================================
 ``WRITE_INSTR`` queue ``sel`` (index in ``Floorplan.queues``), word ``addr`` = ``data``
 ``WRITE_MEM``   MEM slice at position ``sel``, word ``addr`` = ``data`` (lane 0 in bits 0..7)
-``READ_MEM``    MEM slice at position ``sel``, word ``addr``: on ``rdata`` in the next cycle
+``READ_MEM``    MEM slice at position ``sel``, word ``addr``: on ``rdata`` ``read_mem_latency`` cycles later
 ``WRITE_LUT``   VXM table of lane ``lane``, entry ``addr`` = ``data[0:8]``
 ``WRITE_MAP``   SXM at position ``sel``: ``map[addr][lane] = data`` (a source lane)
 ``START``       clear fabric, sequencers and errors; local cycle 0 is ``START_TO_RUN`` cycles later
@@ -47,7 +47,8 @@ from .fabric import StreamFabric
 from .mem import MemSlice
 
 
-__all__ = ["HostCmd", "host_layout", "load_commands", "TSP", "slice_class", "START_TO_RUN"]
+__all__ = ["HostCmd", "host_layout", "load_commands", "TSP", "slice_class", "START_TO_RUN",
+           "read_mem_latency"]
 
 #: Width of the cycle counters (``cycles``, ``err_cycle``).
 CYCLE_BITS = 32
@@ -56,6 +57,14 @@ CYCLE_BITS = 32
 #: ``start`` in the next cycle (loading word 0 into a fetch register) and their
 #: sequencers decide cycle 0 in the one after (``rtl/icu.py``).
 START_TO_RUN = 3
+
+
+def read_mem_latency(config):
+    """Clock cycles from a ``READ_MEM`` command to its word on ``rdata``: the MEM slice's
+    read latency (``Latencies.mem_read``; 2 with ``Config.mem_read_reg``). The top adds
+    no register of its own, so a host reads every word the way a ``READ`` does."""
+    return config.latency.mem_read
+
 
 #: Width of ``host.addr``: the widest index it carries (instruction words up to 2**16).
 HOST_ADDR_BITS = 16
@@ -147,7 +156,7 @@ class TSP(wiring.Component):
     -------
     host : In(host_layout(config))
     rdata : Out(8 * VL)
-        ``READ_MEM`` result, the cycle after the command.
+        ``READ_MEM`` result, :func:`read_mem_latency` cycles after the command.
     running, done : Out(1)
     cycles, err_cycle : Out(32)
     errors : Out(ERROR_BITS)
@@ -326,10 +335,15 @@ class TSP(wiring.Component):
         ecc_failed = self._ecc(m, start)
         m.d.comb += self.errors.eq(errors | ecc_failed << flag_bit(ErrorFlag.MEM_ECC))
 
-        # -- host reads of MEM ------------------------------------------------------
+        # -- host reads of MEM: the slice asked for follows its word through the slice's
+        # read pipeline (read_mem_latency cycles) --------------------------------------
         read_sel = Signal.like(host.sel)
         with m.If(idle & (host.cmd == HostCmd.READ_MEM)):
             m.d.sync += read_sel.eq(host.sel)
+        for stage in range(1, read_mem_latency(c)):
+            later = Signal.like(host.sel, name=f"read_sel_{stage}")
+            m.d.sync += later.eq(read_sel)
+            read_sel = later
         for s in fp.of_kind(SliceKind.MEM):
             with m.If(read_sel == s.pos):
                 m.d.comb += self.rdata.eq(self.slices[s.pos].host_rdata)

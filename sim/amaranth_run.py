@@ -24,7 +24,7 @@ from firmware.ecc import EccStatus, correct_memory, encode_word
 from firmware.isa import ErrorFlag
 from firmware.machine import SliceKind
 
-from rtl.top import START_TO_RUN, TSP, HostCmd, load_commands
+from rtl.top import START_TO_RUN, TSP, HostCmd, load_commands, read_mem_latency
 
 
 __all__ = ["AmaranthResult", "SimulationTimeout", "run_image_amaranth"]
@@ -140,15 +140,19 @@ def run_image_amaranth(image, max_cycles=100_000, vcd_path=None, kinds=tuple(Sli
                 ctx, dut.mem_slices[s.name], memory[s.name])) for s in fp.of_kind(SliceKind.MEM)}
 
     async def read_mem_host(ctx, s):
-        """Every word through the host port: READ_MEM's word is on ``rdata`` after the
-        clock edge that ends the command's cycle (one simulated cycle per word)."""
+        """Every word through the host port, pipelined: READ_MEM's word is on ``rdata``
+        ``read_mem_latency`` clock edges after its cycle (one simulated cycle per word)."""
         words = np.zeros((c.mem_words, c.vl), np.uint8)
+        lat = read_mem_latency(c)
         ctx.set(dut.host.cmd, HostCmd.READ_MEM)
         ctx.set(dut.host.sel, s.pos)
-        for a in range(c.mem_words):
-            ctx.set(dut.host.addr, a)     # one field per cycle: the simulator's cost
+        for a in range(c.mem_words + lat - 1):
+            if a < c.mem_words:
+                ctx.set(dut.host.addr, a)     # one field per cycle: the simulator's cost
             await ctx.tick()
-            words[a] = np.frombuffer(ctx.get(dut.rdata).to_bytes(c.vl, "little"), np.uint8)
+            if a >= lat - 1:
+                words[a - lat + 1] = np.frombuffer(ctx.get(dut.rdata).to_bytes(c.vl, "little"),
+                                                   np.uint8)
         return words
 
     def read_mem_direct(ctx, mem_slice):

@@ -23,7 +23,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from firmware.image import ProgramImage
 from firmware.machine import SliceKind
-from rtl.top import START_TO_RUN
+from rtl.top import START_TO_RUN, read_mem_latency
 from sim.icarus_verilog import flat_name, readback_file
 
 
@@ -156,18 +156,19 @@ class TB:
 
     async def read_memories(self):
         """Every word of every MEM slice through the host port, pipelined: the word
-        asked for in one cycle is on ``rdata`` in the next."""
+        asked for in one cycle is on ``rdata`` ``read_mem_latency`` cycles later."""
         c = self.config
+        lat = read_mem_latency(c)
         mems = {}
         for s in self.fp.of_kind(SliceKind.MEM):
             arr = np.zeros((c.mem_words, c.vl), np.uint8)
-            for addr in range(c.mem_words + 1):
+            for addr in range(c.mem_words + lat):
                 if addr < c.mem_words:
                     await self.command("READ_MEM", sel=s.pos, addr=addr)
                 else:
                     await self.command("NONE")
-                if addr:
-                    arr[addr - 1] = np.frombuffer(
+                if addr >= lat:
+                    arr[addr - lat] = np.frombuffer(
                         self.dut.rdata.value.to_unsigned().to_bytes(c.vl, "little"), np.uint8)
             mems[s.name] = arr
         return mems

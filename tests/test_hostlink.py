@@ -165,6 +165,29 @@ def test_write_then_read_memory(mem_link):
     np.testing.assert_array_equal(mem[0x40:0x43], data)
 
 
+def test_read_memory_with_the_held_read():
+    """``mem_read_reg`` (as on the ULX3S): the TSP's read word comes a cycle later, and
+    the bridge waits for it. Words read back in one frame and one by one, switching
+    slices (the slice's choice follows the word through the pipeline), are the ones
+    written, and a copy program runs in the cycles the golden model counts for it."""
+    config = TINY.with_(mem_read_reg=True)
+    link = HostLink(SimTransport(config, divisor=DIVISOR, timeout_bytes=TIMEOUT_BYTES,
+                                 kinds=(SliceKind.MEM,)))
+    rng = np.random.default_rng(12)
+    east, west = words(rng, 4), words(rng, 4)
+    link.write_mem(MEM_E0, 0x40, east)
+    link.write_mem(MEM_W0, 0x40, west)
+    np.testing.assert_array_equal(link.read_mem(MEM_E0, 0x3F, 6)[1:5], east)
+    for i in range(4):
+        np.testing.assert_array_equal(link.read_mem(MEM_W0, 0x40 + i, 1), west[i:i + 1])
+        np.testing.assert_array_equal(link.read_mem(MEM_E0, 0x40 + i, 1), east[i:i + 1])
+    img = assemble(COPY.replace("NOP     3", "NOP     4"), config=config)
+    gold = run_image(img)
+    res = link.run_image(img, fresh=True, timeout=0.01)
+    assert res.cycles == gold.cycles == 6 + TINY.tiles
+    np.testing.assert_array_equal(res.outputs["y"], [[1, -2, 3, -4], [5, -6, 7, -8]])
+
+
 def test_back_to_back_frames(mem_link):
     """Several requests sent without waiting: the bridge buffers them and answers each."""
     rng = np.random.default_rng(3)

@@ -64,11 +64,11 @@ def expect_repeat(img):
 
 CASES = [
     # kernel, expected outputs, cycles derived in the kernel's header
-    ("vadd.s", expect_vadd, 15),
-    ("matmul.s", expect_matmul, 31),
-    ("requant.s", expect_requant, 23),
-    ("transpose.s", expect_transpose, 18),
-    ("repeat_loop.s", expect_repeat, 15),
+    ("vadd.s", expect_vadd, 16),
+    ("matmul.s", expect_matmul, 32),
+    ("requant.s", expect_requant, 24),
+    ("transpose.s", expect_transpose, 19),
+    ("repeat_loop.s", expect_repeat, 16),
 ]
 
 

@@ -272,7 +272,7 @@ def test_superlane_stagger_ulx3s_kernel():
     img = assemble_file(KERNELS / "repeat_loop.s")
     r = run_image_amaranth(img, kinds=MEM_ONLY)
     g = run_image(img)
-    assert (r.cycles, r.errors) == (g.cycles, g.errors) == (15, 0)
+    assert (r.cycles, r.errors) == (g.cycles, g.errors) == (16, 0)
     for name in g.memory:
         np.testing.assert_array_equal(r.memory[name], g.memory[name], err_msg=name)
     v = img.memory_array("MEM_W0")[0:16]

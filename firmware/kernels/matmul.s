@@ -5,13 +5,14 @@
 ;                    MEM_E0 5 | MEM_E1 6 | MEM_E2 7 | MEM_E3 8 | SXM_E 9 | MXM_E 10
 ;
 ; Weights go in by columns: word c of MEM_E3 is column c of B (lane r holds B[r][c]).
-;   MEM_E3 reads columns at 0..7 -> E0 at the MXM (2 hops) at 3..10: LW at 3..10, IW at 11
-;   MEM_E2 reads rows of A at 8..11 -> E1 at the MXM (3 hops) at 12..15: ABC into slots 0..3
-;   an ABC at t accumulates at t + T + 1 = t + 5 (17..20); ACC at 17..20 sees each slot
-;   just written and emits it at 18..21 westward on the SG4 group W0..W3;
+;   (a READ at t is seen h hops away at t + 2 + h: ulx3s holds the read word a cycle)
+;   MEM_E3 reads columns at 0..7 -> E0 at the MXM (2 hops) at 4..11: LW at 4..11, IW at 12
+;   MEM_E2 reads rows of A at 8..11 -> E1 at the MXM (3 hops) at 13..16: ABC into slots 0..3
+;   an ABC at t accumulates at t + T + 1 = t + 5 (18..21); ACC at 18..21 sees each slot
+;   just written and emits it at 19..22 westward on the SG4 group W0..W3;
 ;   plane i is written by one MEM slice each, 10 - pos hops away:
-;   MEM_E3 (W0) at 20..23, MEM_E2 (W1) at 21..24, MEM_E1 (W2) at 22..25, MEM_E0 (W3) at 23..26.
-; The last HALT is MEM_E0's at 27: 27 + T = 31 cycles.
+;   MEM_E3 (W0) at 21..24, MEM_E2 (W1) at 22..25, MEM_E1 (W2) at 23..26, MEM_E0 (W3) at 24..27.
+; The last HALT is MEM_E0's at 28: 28 + T = 32 cycles.
 .config ulx3s
 .output c, MEM_E3/MEM_E2/MEM_E1/MEM_E0, 0x20, 4, i32
 
@@ -33,7 +34,7 @@
 .queue MEM_E3
         READ    0 -> E0
         REPEAT  7, 1, 1
-        NOP     12
+        NOP     13
         WRITE   W0 -> 0x20
         REPEAT  3, 1, 1
         HALT
@@ -41,22 +42,22 @@
         NOP     8
         READ    0 -> E1
         REPEAT  3, 1, 1
-        NOP     9
+        NOP     10
         WRITE   W1 -> 0x20
         REPEAT  3, 1, 1
         HALT
 .queue MEM_E1
-        NOP     22
+        NOP     23
         WRITE   W2 -> 0x20
         REPEAT  3, 1, 1
         HALT
 .queue MEM_E0
-        NOP     23
+        NOP     24
         WRITE   W3 -> 0x20
         REPEAT  3, 1, 1
         HALT
 .queue MXM_E
-        NOP     3
+        NOP     4
         LW      E0, 0, 1
         REPEAT  7, 1, 1
         IW

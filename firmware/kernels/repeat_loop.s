@@ -4,8 +4,9 @@
 ; Floorplan (ulx3s): MEM_W3 0 | MEM_W2 1 | MEM_W1 2 | MEM_W0 3 | VXM 4 |
 ;                    MEM_E0 5 | MEM_E1 6 | MEM_E2 7 | MEM_E3 8 | SXM_E 9 | MXM_E 10
 ;
-;   MEM_W0 reads at 0..7 (stride 2) -> E0 at MEM_E0 (2 hops) at 3..10, written with stride -1.
-; The last HALT is MEM_E0's at 11: 11 + T = 15 cycles.
+;   MEM_W0 reads at 0..7 (stride 2) -> E0 at MEM_E0 (2 hops) at 4..11 (a READ at t is seen h
+;   hops away at t + 2 + h: ulx3s holds the read word a cycle), written with stride -1.
+; The last HALT is MEM_E0's at 12: 12 + T = 16 cycles.
 .config ulx3s
 .output r, MEM_E0, 0x100, 8, i8
 
@@ -31,7 +32,7 @@
         REPEAT  7, 1, 2
         HALT
 .queue MEM_E0
-        NOP     3
+        NOP     4
         WRITE   E0 -> 0x107
         REPEAT  7, 1, -1
         HALT

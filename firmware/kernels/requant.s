@@ -7,11 +7,12 @@
 ;
 ; x is int32: byte plane i of each vector lives in MEM_W<i> and rides stream E<i>, so the four
 ; planes meet at the VXM as the SG4 group E0..E3. MEM_W<i> is i + 1 hops from the VXM:
-;   MEM_W3 reads at 0..3, MEM_W2 at 1..4, MEM_W1 at 2..5, MEM_W0 at 3..6 -> E0..E3 at 5..8
-;   ALU0 ADD.i32 at 5..8; ALU1 REQUANT reads ALU0 at 8..11; ALU0 again, RELU, reads ALU1
-;   at 11..14 (its ADD results were read at 8..11) and emits E0 at 14..17 (the group's
-;   bytes on E0 passed the VXM at 5..8, so the stream is free again);
-;   MEM_E0 (1 hop) writes at 15..18, HALT at 19: 19 + T = 23 cycles.
+;   (a READ at t is seen h hops away at t + 2 + h: ulx3s holds the read word a cycle)
+;   MEM_W3 reads at 0..3, MEM_W2 at 1..4, MEM_W1 at 2..5, MEM_W0 at 3..6 -> E0..E3 at 6..9
+;   ALU0 ADD.i32 at 6..9; ALU1 REQUANT reads ALU0 at 9..12; ALU0 again, RELU, reads ALU1
+;   at 12..15 (its ADD results were read at 9..12) and emits E0 at 15..18 (the group's
+;   bytes on E0 passed the VXM at 6..9, so the stream is free again);
+;   MEM_E0 (1 hop) writes at 16..19, HALT at 20: 20 + T = 24 cycles.
 .config ulx3s
 .equ    BIAS, 1234
 .equ    MULT, 11184811
@@ -56,7 +57,7 @@
         REPEAT  3, 1, 1
         HALT
 .queue VXM0
-        NOP     5
+        NOP     6
         ADD.i32 E0, #BIAS
         REPEAT  3, 1
         NOP     2
@@ -64,12 +65,12 @@
         REPEAT  3, 1
         HALT
 .queue VXM1
-        NOP     8
+        NOP     9
         REQUANT ALU0, mult=MULT, shift=SHIFT, zp=ZP
         REPEAT  3, 1
         HALT
 .queue MEM_E0
-        NOP     15
+        NOP     16
         WRITE   E0 -> 0x40
         REPEAT  3, 1, 1
         HALT

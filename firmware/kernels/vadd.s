@@ -2,11 +2,12 @@
 ;
 ; Floorplan (ulx3s): MEM_W3 0 | MEM_W2 1 | MEM_W1 2 | MEM_W0 3 | VXM 4 |
 ;                    MEM_E0 5 | MEM_E1 6 | MEM_E2 7 | MEM_E3 8 | SXM_E 9 | MXM_E 10
-; A READ at cycle t is seen h hops away at t + 1 + h; a VXM op at t emits at t + 3.
-;   x: MEM_W1 (2 hops) reads at 0..3 -> E0 at the VXM at 3..6
-;   y: MEM_W0 (1 hop)  reads at 1..4 -> E1 at the VXM at 3..6
-;   VXM0 adds at 3..6, emits E2 at 6..9 -> MEM_E0 (1 hop) writes at 7..10
-; The last HALT is MEM_E0's at cycle 11, so the program takes 11 + T = 15 cycles.
+; A READ at cycle t is seen h hops away at t + 2 + h (ulx3s holds the read word a cycle:
+; mem_read = 2); a VXM op at t emits at t + 3.
+;   x: MEM_W1 (2 hops) reads at 0..3 -> E0 at the VXM at 4..7
+;   y: MEM_W0 (1 hop)  reads at 1..4 -> E1 at the VXM at 4..7
+;   VXM0 adds at 4..7, emits E2 at 7..10 -> MEM_E0 (1 hop) writes at 8..11
+; The last HALT is MEM_E0's at cycle 12, so the program takes 12 + T = 16 cycles.
 .config ulx3s
 .output z, MEM_E0, 0x10, 4, i8
 
@@ -29,12 +30,12 @@
         REPEAT  3, 1, 1
         HALT
 .queue VXM0
-        NOP     3
+        NOP     4
         ADDS.i8 E0, E1 -> E2
         REPEAT  3, 1
         HALT
 .queue MEM_E0
-        NOP     7
+        NOP     8
         WRITE   E2 -> 0x10
         REPEAT  3, 1, 1
         HALT
