@@ -209,9 +209,9 @@ class MemSlice(wiring.Component):
         em_valid, em_dir, em_stream = Signal(), Signal(), Signal(5)
         em_addr = Signal(range(c.mem_words))
         issued = [rd_en, rd_dir, rd_stream, rd_addr]
-        for _stage in range(c.latency.mem_read):
+        for _stage in range(c.latency.mem_read - 1):
             issued = [_delayed(m, v) for v in issued]
-        m.d.comb += [em_valid.eq(issued[0]), em_dir.eq(issued[1]), em_stream.eq(issued[2]),
+        m.d.sync += [em_valid.eq(issued[0]), em_dir.eq(issued[1]), em_stream.eq(issued[2]),
                      em_addr.eq(issued[3])]
 
         check = None
