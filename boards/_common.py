@@ -191,6 +191,9 @@ class BoardTop(Elaboratable):
 
     platform_class = None
     leds = {}
+    #: Whether the host link's reset of the TSP comes from a register
+    #: (:class:`~rtl.hostlink.HostBridge`'s ``reset_register``).
+    reset_register = True
 
     def __init__(self, config, core_freq, core="tsp"):
         check_core(core)
@@ -228,9 +231,10 @@ class BoardTop(Elaboratable):
         self.add_pll(m, platform, ClockSignal("sync"), lock)
         m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
 
+        tsp_args = {"reset_register": self.reset_register} if self.core == "tsp" else {}
         m.submodules.core = core = BoardCore(
             self.config, self.divisor, blink=int(self.core_freq // (2 * BLINK_HZ)),
-            core=self.core)
+            core=self.core, **tsp_args)
         uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

@@ -630,13 +630,17 @@ class HostBridge(wiring.Component):
     silence inside a frame, in byte times, after which the frame is dropped
     (``FRAME_TIMEOUT_BYTES`` by default, which the client assumes).
     ``tsp_reset`` is high for one cycle after the executor takes a ``RESET`` request.
-    It comes from a register: it resets every register of the TSP, a net across the
-    whole chip, and from the executor's decision it was the critical path of the first
-    timing-driven ULX3S route (45.81 MHz: 20.2 of its 21.8 ns in routing).
+    With ``reset_register`` (the default) it comes from a register: it resets every
+    register of the TSP, a net across the whole chip, and from the executor's decision
+    it was the critical path of the first timing-driven ULX3S route (45.81 MHz: 20.2 of
+    its 21.8 ns in routing). Without it, it is high in the cycle of the decision: the
+    iCEBreaker's build, whose UP5K this register would overfill (5,330 of 5,280 logic
+    cells, measured; 5,260 without it).
     """
 
-    def __init__(self, config, divisor, timeout_bytes=FRAME_TIMEOUT_BYTES):
+    def __init__(self, config, divisor, timeout_bytes=FRAME_TIMEOUT_BYTES, reset_register=True):
         _check_divisor(divisor)
+        self._reset_register = reset_register
         self._config = config
         self._divisor = divisor
         self._timeout = timeout_bytes * BITS_PER_BYTE * divisor
@@ -672,7 +676,10 @@ class HostBridge(wiring.Component):
         m.d.comb += [exe.valid.eq(rcv.valid), exe.code.eq(rcv.code), exe.header.eq(rcv.header),
                      exe.words.eq(rcv.words), rcv.wbytes.eq(exe.wbytes), rcv.ack.eq(exe.ack)]
         m.d.comb += self.host.eq(exe.host)
-        m.d.sync += self.tsp_reset.eq(exe.tsp_reset)
+        if self._reset_register:
+            m.d.sync += self.tsp_reset.eq(exe.tsp_reset)
+        else:
+            m.d.comb += self.tsp_reset.eq(exe.tsp_reset)
         for name in ("rdata",) + STATUS_PORTS:
             m.d.comb += getattr(exe, name).eq(getattr(self, name))
         wiring.connect(m, exe.o, fr.i)
@@ -698,9 +705,10 @@ class LinkedTSP(wiring.Component):
     done: Out(1)
     error: Out(1)
 
-    def __init__(self, config, divisor, timeout_bytes=FRAME_TIMEOUT_BYTES, **tsp_args):
+    def __init__(self, config, divisor, timeout_bytes=FRAME_TIMEOUT_BYTES, reset_register=True,
+                 **tsp_args):
         self.tsp = TSP(config, **tsp_args)
-        self.bridge = HostBridge(config, divisor, timeout_bytes)
+        self.bridge = HostBridge(config, divisor, timeout_bytes, reset_register)
         super().__init__()
 
     def elaborate(self, platform):

@@ -318,9 +318,20 @@ LONG = """
 """
 
 
-def test_reset_stops_a_run(mem_link):
+@pytest.fixture(params=[True, False], ids=["reset register", "reset from the decision"])
+def reset_link(request, mem_link):
+    """The shared link (its reset from a register, as on the ULX3S), and one whose reset
+    comes straight from the executor's decision (``reset_register=False``, the iCEBreaker)."""
+    if request.param:
+        return mem_link
+    return HostLink(SimTransport(TINY, divisor=DIVISOR, timeout_bytes=TIMEOUT_BYTES,
+                                 kinds=(SliceKind.MEM,), reset_register=False))
+
+
+def test_reset_stops_a_run(reset_link):
     """RESET is served while the TSP runs: it stops the run and clears the run state;
     the memories keep their contents and the next program runs as usual."""
+    mem_link = reset_link
     before = mem_link.transport.peek_memory()
     mem_link.load_image(assemble(LONG), fresh=True)
     mem_link.start()
