@@ -30,7 +30,7 @@ from . import BOARDS, check_core
 __all__ = ["PHASES", "BuildError", "BuildReport", "board_module", "bitstream_name",
            "yowasp_env",
            "build", "critical_path", "parse_yosys_stat", "nextpnr_failure", "NOT_FINISHED",
-           "router_progress",
+           "router_progress", "board_opts",
            "synth_commands", "NO_RW_CHECK_SCRIPT"]
 
 #: Phases of a build, in order, as the progress shows them.
@@ -335,6 +335,25 @@ def synth_commands(board, top):
 # -- the build --------------------------------------------------------------------------
 
 
+def board_opts(board, given):
+    """The board's nextpnr options ``board`` without its ``--seed N`` when the options
+    ``given`` (``tsp build --nextpnr-opts``, a sweep's seed) name a seed of their own:
+    nextpnr takes one ``--seed``, and the one asked for wins."""
+    def is_seed(word):
+        return word == "--seed" or word.startswith("--seed=")
+    if not any(is_seed(w) for w in given.split()):
+        return board
+    kept, skip = [], False
+    for w in board.split():
+        if skip:
+            skip = False
+        elif is_seed(w):
+            skip = w == "--seed"            # "--seed N": N goes too
+        else:
+            kept.append(w)
+    return " ".join(kept)
+
+
 def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progress=None,
           nextpnr_opts="", netlist=None):
     """Build board ``board``'s bitstream in ``build_dir`` (``build/<board>``); return the
@@ -342,7 +361,8 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
     ``CONFIG`` and ``CORE_FREQ``; ``core`` is what the board carries
     (``boards.CORES``: the TSP, the link alone, a UART echo; or ``probe:<block>``,
     one block of the TSP alone, :mod:`boards.probe`). ``nextpnr_opts`` go to nextpnr
-    after the board module's ``NEXTPNR_OPTS`` (another ``--seed``, ``--placer``, ...).
+    after the board module's ``NEXTPNR_OPTS`` (``--placer``, ...); a ``--seed`` among
+    them replaces the board's (:func:`board_opts`).
 
     ``progress(phase, elapsed_s, detail)`` is called when the phase changes and about
     twice a second while it runs. Raises :class:`BuildError` (one line) on failure.
@@ -374,7 +394,8 @@ def build(board, build_dir=None, config=None, core_freq=None, core="tsp", progre
                  "script_after_read": NO_RW_CHECK_SCRIPT if rw_dont_care(mod) else ""}
     if getattr(mod, "SCRIPT_AFTER_SYNTH", None):
         overrides["script_after_synth"] = mod.SCRIPT_AFTER_SYNTH
-    opts = " ".join(filter(None, ["--report report.json", getattr(mod, "NEXTPNR_OPTS", ""),
+    opts = " ".join(filter(None, ["--report report.json",
+                                  board_opts(getattr(mod, "NEXTPNR_OPTS", ""), nextpnr_opts),
                                   nextpnr_opts]))
     plan = platform.prepare(top, name="top", nextpnr_opts=opts, **overrides)
     device = f"{platform.device}-{platform.package}"

@@ -204,8 +204,7 @@ def test_the_icebreaker_program_on_the_simulated_board(capsys):
     (["--board", "icebreaker", "--port", "/dev/tsp-none", "--no-program"], 2,
      "/dev/tsp-none"),
     (["--board", "ulx3s", "--port", "/dev/tsp-none", "--bitstream", "/nonexistent.bit"], 1,
-     "no bitstream at /nonexistent.bit: build it with `tsp build --board ulx3s --freq 40 "
-     "--nextpnr-opts \"--no-tmdriv --seed 1\"`"),
+     "no bitstream at /nonexistent.bit: build it with `tsp build --board ulx3s`"),
 ])
 def test_cli_board_errors(tmp_path, capsys, argv, status, message):
     prog = tmp_path / "copy.s"
@@ -467,18 +466,11 @@ def test_icebreaker_bitstream(tmp_path):
 @pytest.mark.slow
 @need_ecp5
 def test_ulx3s_bitstream(tmp_path):
-    check_report(build("ulx3s", tmp_path), "ulx3s", tmp_path)
-
-
-@pytest.mark.slow
-@need_ecp5
-def test_ulx3s_tsp_bitstream_that_routes(tmp_path):
-    """The ULX3S build of the TSP that routes today (``ulx3s.ROUTED_FREQ``, not the
-    50 MHz target): a bitstream, timing met, the TSP's DSP blocks in it."""
-    report = build("ulx3s", tmp_path, core_freq=ulx3s.ROUTED_FREQ,
-                   nextpnr_opts=ulx3s.ROUTED_NEXTPNR_OPTS)
+    """The ULX3S build of the TSP at its 50 MHz target (``ulx3s.NEXTPNR_OPTS``: the seed
+    that meets it): a bitstream, timing met, the TSP's DSP blocks in it."""
+    report = build("ulx3s", tmp_path)
     check_report(report, "ulx3s", tmp_path)
-    assert report.target_mhz == ulx3s.ROUTED_FREQ / 1e6
+    assert report.target_mhz == ulx3s.CORE_FREQ / 1e6 >= 50
     assert report.resources["DSP"][0] > 0
 
 
@@ -517,3 +509,17 @@ def test_run_onnx_on_the_simulated_ulx3s(capsys):
     assert out["agree"] and out["cycles"] == out["predicted_cycles"] == out["golden_cycles"]
     assert not any(out["golden_mismatches"].values())
     assert not any(out["reference_mismatches"].values())
+
+
+@pytest.mark.parametrize("given, kept", [
+    ("", "--placer static --tmg-ripup --seed 1"),
+    ("--no-tmdriv", "--placer static --tmg-ripup --seed 1"),
+    ("--seed 7", "--placer static --tmg-ripup"),
+    ("--no-tmdriv --seed=7", "--placer static --tmg-ripup"),
+])
+def test_a_seed_asked_for_replaces_the_boards(given, kept):
+    """nextpnr takes one --seed: the board's goes when the build or a sweep names one."""
+    from boards.build import board_opts
+    assert board_opts("--placer static --tmg-ripup --seed 1", given) == kept
+    assert board_opts("--placer static --seed=1 --tmg-ripup", given) == \
+        ("--placer static --seed=1 --tmg-ripup" if "seed" not in given else "--placer static --tmg-ripup")
