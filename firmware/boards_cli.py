@@ -196,15 +196,10 @@ def _wait_configured(link, seconds=5.0):
                                  f"({e}); is --port its UART?") from None
 
 
-def _build_command(board, mod):
-    """The ``tsp build`` command of ``board``'s TSP bitstream (``mod``: its module): the
-    board's own options, or the ones that route today where ``mod`` names them
-    (``ROUTED_FREQ``)."""
-    routed = getattr(mod, "ROUTED_FREQ", None)
-    if routed is None:
-        return f"`tsp build --board {board}`"
-    return (f"`tsp build --board {board} --freq {routed / 1e6:g} --nextpnr-opts "
-            f"\"{mod.ROUTED_NEXTPNR_OPTS}\"`")
+def _build_command(board):
+    """The ``tsp build`` command of ``board``'s TSP bitstream (every
+    board's own options meet its clock)."""
+    return f"`tsp build --board {board}`"
 
 
 def _program(args, mod, config):
@@ -215,7 +210,7 @@ def _program(args, mod, config):
         return False
     bitstream = Path(args.bitstream or Path("build") / args.board / bitstream_name(args.board))
     if not bitstream.exists():
-        raise BoardError(f"no bitstream at {bitstream}: build it with {_build_command(args.board, mod)} "
+        raise BoardError(f"no bitstream at {bitstream}: build it with {_build_command(args.board)} "
                          f"(or pass --bitstream FILE, or --no-program)")
     info = bitstream.parent / "build.json"
     if info.exists():
@@ -223,7 +218,7 @@ def _program(args, mod, config):
         if built.get("core", "tsp") != "tsp" or built.get("config") != config.name:
             raise BoardError(f"{bitstream} carries {built.get('core')} / config "
                              f"{built.get('config')!r}, the program needs the TSP of "
-                             f"{config.name!r}: rebuild with {_build_command(args.board, mod)}")
+                             f"{config.name!r}: rebuild with {_build_command(args.board)}")
     cmd = ["openFPGALoader", "-b", mod.LOADER_BOARD, str(bitstream)]
     if shutil.which(cmd[0]) is None:
         print(f"openFPGALoader is not installed, so the board is not programmed now. "
